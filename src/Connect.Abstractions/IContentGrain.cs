@@ -1,0 +1,91 @@
+using Connect.Core.Model;
+
+namespace Connect.Abstractions;
+
+/// <summary>
+/// One per content item, keyed by its GUID. Owns the item's settings row (single writer), its scaling policy
+/// and its processes: it decides when a process starts or stops and which process takes a new connection.
+/// It also runs the item's deployments, one at a time.
+/// </summary>
+[Alias("Connect.IContentGrain")]
+public interface IContentGrain : IGrainWithGuidKey
+{
+    /// <exception cref="ContentNotFoundException"/>
+    [Alias("UpdateSettings")]
+    Task<ContentItem> UpdateSettingsAsync(ContentSettings settings);
+
+    /// <summary>Stops every process, removes the catalog row and the item's files.</summary>
+    [Alias("Delete")]
+    Task DeleteAsync();
+
+    /// <summary>Queues a deployment of the bundle; returns the id of the task that reports it.</summary>
+    [Alias("Deploy")]
+    Task<string> DeployAsync(long bundleId, Guid? userGuid);
+
+    /// <summary>
+    /// Finds a process for a new connection. <paramref name="saturated"/> lists processes the caller saw at or
+    /// above the load factor; the grain prefers any other live or starting process, then starts a new one
+    /// while under max_processes.
+    /// </summary>
+    [Alias("AcquireProcess")]
+    Task<ProcessRoute> AcquireProcessAsync(IReadOnlyList<Guid> saturated);
+
+    /// <summary>The processes currently running or starting.</summary>
+    [Alias("GetProcesses")]
+    Task<IReadOnlyList<ProcessEndpoint>> GetProcessesAsync();
+
+    /// <summary>Asked by a node's supervisor when a process has been idle for idle_timeout; true = stop it.</summary>
+    [Alias("ProcessIdle")]
+    Task<bool> ProcessIdleAsync(Guid processId);
+
+    /// <summary>A process exited or was stopped.</summary>
+    [Alias("ProcessExited")]
+    Task ProcessExitedAsync(Guid processId, int? exitCode);
+
+    /// <summary>Stops the process of a job (the jobs API's DELETE).</summary>
+    [Alias("StopJob")]
+    Task<bool> StopJobAsync(string jobKey);
+
+    /// <summary>Stops every process so that new ones pick up changed settings or environment variables.</summary>
+    [Alias("Restart")]
+    Task RestartAsync();
+
+    /// <summary>Starts processes up to min_processes (server start, settings change).</summary>
+    [Alias("EnsureMinimum")]
+    Task EnsureMinimumAsync();
+}
+
+[GenerateSerializer, Immutable, Alias("Connect.ProcessEndpoint")]
+public sealed record ProcessEndpoint(
+    [property: Id(0)] Guid ProcessId,
+    [property: Id(1)] string JobKey,
+    [property: Id(2)] string Silo,
+    [property: Id(3)] int Port,
+    [property: Id(4)] long BundleId);
+
+/// <summary>What the front end needs to forward a connection or explain why it cannot.</summary>
+[GenerateSerializer, Immutable, Alias("Connect.ProcessRoute")]
+public sealed record ProcessRoute
+{
+    [Id(0)] public ProcessEndpoint? Process { get; init; }
+    /// <summary>Every process of the item, so the front end can pick the least loaded when all are saturated.</summary>
+    [Id(1)] public IReadOnlyList<ProcessEndpoint> All { get; init; } = [];
+    [Id(2)] public ScalingPolicy? Policy { get; init; }
+    /// <summary>Why no process could be had (start failure, no active bundle); null when at capacity or fine.</summary>
+    [Id(3)] public string? Error { get; init; }
+    [Id(4)] public IReadOnlyList<string> LogTail { get; init; } = [];
+}
+
+[GenerateSerializer, Alias("Connect.ContentNotFoundException")]
+public sealed class ContentNotFoundException : Exception
+{
+    public ContentNotFoundException() { }
+    public ContentNotFoundException(string message) : base(message) { }
+}
+
+[GenerateSerializer, Alias("Connect.ContentConflictException")]
+public sealed class ContentConflictException : Exception
+{
+    public ContentConflictException() { }
+    public ContentConflictException(string message) : base(message) { }
+}

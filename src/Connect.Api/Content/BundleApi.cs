@@ -1,0 +1,193 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using Connect.Api.Auth;
+using Connect.Api.Http;
+using Connect.Core.Hosting;
+using Connect.Data;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Connect.Api.Content;
+
+/// <summary><c>/__api__/v1/content/{guid}/bundles</c>: upload, list, get, download, delete (spec §3.2).</summary>
+public static class BundleApi
+{
+    public static RouteGroupBuilder MapBundleApi(this RouteGroupBuilder v1)
+    {
+        var bundles = v1.MapGroup("/content/{guid}/bundles").AddEndpointFilter(ApiAuth.RequireUser);
+        bundles.MapPost("", Upload);
+        bundles.MapGet("", List);
+        bundles.MapGet("/{id}", Get);
+        bundles.MapGet("/{id}/download", Download);
+        bundles.MapDelete("/{id}", Delete);
+        return v1;
+    }
+
+    private static async Task<IResult> Upload(HttpContext context, ICatalogStore store, DataPaths paths, IOptions<ConnectOptions> options, TimeProvider time, string guid)
+    {
+        var (item, caller, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        // Kestrel's default 30 MB request cap is replaced by Connect:MaxBundleBytes, enforced while streaming.
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = null;
+        }
+        var max = options.Value.MaxBundleBytes;
+        if (context.Request.ContentLength > max)
+        {
+            return ApiErrors.Error(StatusCodes.Status413PayloadTooLarge, ApiErrors.BadRequest, $"The bundle is larger than this server's limit of {max} bytes.");
+        }
+        var contentType = context.Request.ContentType ?? "";
+        if (contentType.StartsWith("multipart/", StringComparison.OrdinalIgnoreCase))
+        {
+            return ApiErrors.BadRequestError("Multipart bundle uploads are not supported by this server version; send the tar.gz as the request body.");
+        }
+
+        Directory.CreateDirectory(paths.Uploads);
+        var temp = Path.Combine(paths.Uploads, Guid.NewGuid().ToString("N") + ".part");
+        try
+        {
+            long size = 0;
+            using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+            using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+            var head = new byte[512 + 8];
+            var headLength = 0;
+            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            {
+                var buffer = ArrayPool<byte>.Shared.Rent(81920);
+                try
+                {
+                    int read;
+                    while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+                    {
+                        size += read;
+                        if (size > max)
+                        {
+                            return ApiErrors.Error(StatusCodes.Status413PayloadTooLarge, ApiErrors.BadRequest, $"The bundle is larger than this server's limit of {max} bytes.");
+                        }
+                        if (headLength < head.Length)
+                        {
+                            var n = Math.Min(read, head.Length - headLength);
+                            Array.Copy(buffer, 0, head, headLength, n);
+                            headLength += n;
+                        }
+                        md5.AppendData(buffer, 0, read);
+                        sha1.AppendData(buffer, 0, read);
+                        await file.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                    }
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
+            }
+            if (!LooksLikeArchive(head.AsSpan(0, headLength)))
+            {
+                return ApiErrors.BadRequestError("The bundle must be a tar.gz archive (the body is neither gzip nor tar).");
+            }
+            var bundle = await store.AddBundleAsync(new NewBundle(item!.Guid, caller.Guid, size,
+                Convert.ToHexStringLower(md5.GetHashAndReset()), Convert.ToHexStringLower(sha1.GetHashAndReset()), time.GetUtcNow()), context.RequestAborted);
+            var target = paths.BundleArchive(item.Guid, bundle.Id);
+            try
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                File.Move(temp, target);
+            }
+            catch
+            {
+                // The row without its file would be a bundle that can never deploy: take it back.
+                await store.DeleteBundleAsync(item.Guid, bundle.Id, CancellationToken.None);
+                throw;
+            }
+            return TypedResults.Json(BundleJson.From(bundle, item.BundleId), ApiJson.Options);
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+    }
+
+    private static bool LooksLikeArchive(ReadOnlySpan<byte> head)
+    {
+        var gzip = head.Length >= 2 && head[0] == 0x1f && head[1] == 0x8b;
+        var tar = head.Length >= 262 && head.Slice(257, 5).SequenceEqual("ustar"u8);
+        return gzip || tar;
+    }
+
+    private static async Task<IResult> List(HttpContext context, ICatalogStore store, string guid)
+    {
+        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        var bundles = await store.ListBundlesAsync(item!.Guid, context.RequestAborted);
+        return TypedResults.Json(bundles.OrderByDescending(b => b.Id).Select(b => BundleJson.From(b, item.BundleId)).ToArray(), ApiJson.Options);
+    }
+
+    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid, string id)
+    {
+        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        var bundle = long.TryParse(id, out var bundleId) ? await store.GetBundleAsync(item!.Guid, bundleId, context.RequestAborted) : null;
+        return bundle is null ? ApiErrors.NotFoundError("bundle") : TypedResults.Json(BundleJson.From(bundle, item!.BundleId), ApiJson.Options);
+    }
+
+    private static async Task<IResult> Download(HttpContext context, ICatalogStore store, DataPaths paths, string guid, string id)
+    {
+        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        var bundle = long.TryParse(id, out var bundleId) ? await store.GetBundleAsync(item!.Guid, bundleId, context.RequestAborted) : null;
+        var path = bundle is null ? null : paths.BundleArchive(item!.Guid, bundle.Id);
+        if (path is null || !File.Exists(path))
+        {
+            return ApiErrors.NotFoundError("bundle");
+        }
+        return TypedResults.PhysicalFile(path, "application/gzip", $"bundle-{bundle!.Id}.tar.gz");
+    }
+
+    private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, DataPaths paths, string guid, string id)
+    {
+        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        if (!long.TryParse(id, out var bundleId) || await store.GetBundleAsync(item!.Guid, bundleId, context.RequestAborted) is null)
+        {
+            return ApiErrors.NotFoundError("bundle");
+        }
+        if (item.BundleId == bundleId)
+        {
+            return ApiErrors.BadRequestError("The active bundle cannot be deleted; deploy another bundle first.");
+        }
+        await store.DeleteBundleAsync(item.Guid, bundleId, context.RequestAborted);
+        foreach (var file in new[] { paths.BundleArchive(item.Guid, bundleId), paths.LaunchPlan(item.Guid, bundleId) })
+        {
+            File.Delete(file);
+        }
+        foreach (var dir in new[] { paths.BundleDirectory(item.Guid, bundleId), paths.OutputDirectory(item.Guid, bundleId) })
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+        return TypedResults.NoContent();
+    }
+}

@@ -1,0 +1,155 @@
+using Connect.Abstractions;
+using Connect.Api.Auth;
+using Connect.Api.Http;
+using Connect.Core.Content;
+using Connect.Core.Model;
+using Connect.Data;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+
+namespace Connect.Api.Content;
+
+/// <summary><c>/__api__/v1/content</c>: list, get, create, patch, delete (spec §3.1).</summary>
+public static class ContentApi
+{
+    public static RouteGroupBuilder MapContentApi(this RouteGroupBuilder v1)
+    {
+        var content = v1.MapGroup("/content").AddEndpointFilter(ApiAuth.RequireUser);
+        content.MapGet("", List);
+        content.MapGet("/{guid}", Get);
+        content.MapPost("", Create).AddEndpointFilter(ApiAuth.RequirePublisher);
+        content.MapPatch("/{guid}", Patch);
+        content.MapDelete("/{guid}", Delete);
+        return v1;
+    }
+
+    private static async Task<IResult> List(HttpContext context, ICatalogStore store, string? name, string? owner_guid, string? include)
+    {
+        var caller = await ApiAuth.UserAsync(context);
+        Guid? owner = null;
+        if (!string.IsNullOrEmpty(owner_guid))
+        {
+            if (!Guid.TryParse(owner_guid, out var g))
+            {
+                return ApiErrors.Error(StatusCodes.Status400BadRequest, ApiErrors.InvalidId, "owner_guid must be a GUID.");
+            }
+            owner = g;
+        }
+        var items = await store.ListContentAsync(new ContentQuery(string.IsNullOrEmpty(name) ? null : name, owner), context.RequestAborted);
+        var includes = ContentJson.ParseInclude(include);
+        var baseUrl = PublicUrls.Base(context);
+        var owners = new Dictionary<Guid, UserInfo?>();
+        var result = new System.Text.Json.Nodes.JsonArray();
+        foreach (var item in items.Where(i => ContentAccess.CanView(i, caller)))
+        {
+            UserInfo? ownerInfo = null;
+            if (includes.Contains("owner") && !owners.TryGetValue(item.Settings.OwnerGuid, out ownerInfo))
+            {
+                ownerInfo = owners[item.Settings.OwnerGuid] = await store.GetUserAsync(item.Settings.OwnerGuid, context.RequestAborted);
+            }
+            result.Add(ContentJson.From(item, caller, baseUrl, ownerInfo, includes));
+        }
+        return TypedResults.Json(result, ApiJson.Options);
+    }
+
+    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid, string? include)
+    {
+        var (item, caller, error) = await ContentLookup.LoadAsync(context, store, guid, edit: false);
+        if (error is not null)
+        {
+            return error;
+        }
+        var includes = ContentJson.ParseInclude(include);
+        var owner = includes.Contains("owner") ? await store.GetUserAsync(item!.Settings.OwnerGuid, context.RequestAborted) : null;
+        return TypedResults.Json(ContentJson.From(item!, caller, PublicUrls.Base(context), owner, includes), ApiJson.Options);
+    }
+
+    private static async Task<IResult> Create(HttpContext context, ICatalogStore store, IOptions<SchedulerDefaults> scheduler, TimeProvider time)
+    {
+        var caller = await ApiAuth.UserAsync(context);
+        var (body, bodyError) = await ApiJson.ReadObjectAsync(context.Request);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+        if (!body.TryGetProperty("name", out _))
+        {
+            return ApiErrors.BadRequestError("The content name is required.");
+        }
+        var blank = new ContentSettings { Name = "", OwnerGuid = caller.Guid };
+        var (settings, problem, code) = ContentJson.Apply(blank, body, caller.IsAdmin, scheduler.Value);
+        if (settings is null)
+        {
+            return ApiErrors.Error(code == ApiErrors.NotPermitted ? 403 : 400, code, problem!);
+        }
+        if (settings.OwnerGuid != caller.Guid && await store.GetUserAsync(settings.OwnerGuid, context.RequestAborted) is null)
+        {
+            return ApiErrors.BadRequestError("owner_guid names no user.");
+        }
+        try
+        {
+            var item = await store.CreateContentAsync(settings, time.GetUtcNow(), context.RequestAborted);
+            return TypedResults.Json(ContentJson.From(item, caller, PublicUrls.Base(context)), ApiJson.Options);
+        }
+        catch (CatalogConflictException e)
+        {
+            return ApiErrors.Error(StatusCodes.Status409Conflict, ApiErrors.Conflict, char.ToUpperInvariant(e.Message[0]) + e.Message[1..] + ".");
+        }
+    }
+
+    private static async Task<IResult> Patch(HttpContext context, ICatalogStore store, IGrainFactory grains, IOptions<SchedulerDefaults> scheduler, string guid)
+    {
+        var (item, caller, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        var (body, bodyError) = await ApiJson.ReadObjectAsync(context.Request);
+        if (bodyError is not null)
+        {
+            return bodyError;
+        }
+        var (settings, problem, code) = ContentJson.Apply(item!.Settings, body, caller.IsAdmin, scheduler.Value);
+        if (settings is null)
+        {
+            return ApiErrors.Error(code == ApiErrors.NotPermitted ? 403 : 400, code, problem!);
+        }
+        if (settings.OwnerGuid != item.Settings.OwnerGuid && await store.GetUserAsync(settings.OwnerGuid, context.RequestAborted) is null)
+        {
+            return ApiErrors.BadRequestError("owner_guid names no user.");
+        }
+        try
+        {
+            var updated = await grains.GetGrain<IContentGrain>(item.Guid).UpdateSettingsAsync(settings);
+            return TypedResults.Json(ContentJson.From(updated, caller, PublicUrls.Base(context)), ApiJson.Options);
+        }
+        catch (ContentConflictException e)
+        {
+            return ApiErrors.Error(StatusCodes.Status409Conflict, ApiErrors.Conflict, e.Message);
+        }
+        catch (ContentNotFoundException)
+        {
+            return ApiErrors.NotFoundError("content");
+        }
+    }
+
+    private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, IGrainFactory grains, string guid)
+    {
+        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        if (error is not null)
+        {
+            return error;
+        }
+        try
+        {
+            await grains.GetGrain<IContentGrain>(item!.Guid).DeleteAsync();
+        }
+        catch (ContentNotFoundException)
+        {
+            return ApiErrors.NotFoundError("content");
+        }
+        return TypedResults.NoContent();
+    }
+}

@@ -1,0 +1,68 @@
+using System.Text.Json.Nodes;
+using Connect.Api.Auth;
+using Connect.Api.Http;
+using Connect.Data;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Connect.Api.Users;
+
+/// <summary><c>/__api__/v1/user</c>, <c>/v1/users</c> and the caller's API keys (spec §3.4).</summary>
+public static class UserApi
+{
+    public static RouteGroupBuilder MapUserApi(this RouteGroupBuilder v1)
+    {
+        v1.MapGet("/user", async (HttpContext c) => TypedResults.Json(UserJson.From(await ApiAuth.UserAsync(c)), ApiJson.Options))
+            .AddEndpointFilter(ApiAuth.RequireUser);
+        v1.MapGet("/user/api_keys", ListKeys).AddEndpointFilter(ApiAuth.RequireUser);
+        v1.MapDelete("/user/api_keys/{id}", DeleteKey).AddEndpointFilter(ApiAuth.RequireUser);
+
+        var users = v1.MapGroup("/users").AddEndpointFilter(ApiAuth.RequireUser);
+        users.MapGet("", List);
+        users.MapGet("/{guid}", Get);
+        return v1;
+    }
+
+    private static async Task<IResult> ListKeys(HttpContext context, ICatalogStore store)
+    {
+        var caller = await ApiAuth.UserAsync(context);
+        var keys = await store.ListApiKeysAsync(caller.Guid, context.RequestAborted);
+        return TypedResults.Json(keys.Select(k => new JsonObject
+        {
+            ["id"] = ApiJson.Id(k.Id),
+            ["name"] = k.Name,
+            ["created_time"] = ApiJson.Time(k.CreatedTime),
+            ["last_used_time"] = ApiJson.Time(k.LastUsedTime),
+        }).ToArray(), ApiJson.Options);
+    }
+
+    private static async Task<IResult> DeleteKey(HttpContext context, ICatalogStore store, string id)
+    {
+        var caller = await ApiAuth.UserAsync(context);
+        return long.TryParse(id, out var keyId) && await store.DeleteApiKeyAsync(caller.Guid, keyId, context.RequestAborted)
+            ? TypedResults.NoContent()
+            : ApiErrors.NotFoundError("API key");
+    }
+
+    private static async Task<IResult> List(HttpContext context, ICatalogStore store, int? page_number, int? page_size, string? prefix)
+    {
+        var page = Math.Max(1, page_number ?? 1);
+        var size = Math.Clamp(page_size ?? 20, 1, 500);
+        var all = (await store.ListUsersAsync(context.RequestAborted))
+            .Where(u => string.IsNullOrEmpty(prefix) || u.Username.StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
+            .ToList();
+        return TypedResults.Json(new JsonObject
+        {
+            ["results"] = new JsonArray(all.Skip((page - 1) * size).Take(size).Select(u => (JsonNode)UserJson.From(u)).ToArray()),
+            ["current_page"] = page,
+            ["total"] = all.Count,
+        }, ApiJson.Options);
+    }
+
+    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid)
+    {
+        var user = Guid.TryParse(guid, out var g) ? await store.GetUserAsync(g, context.RequestAborted) : null;
+        return user is null ? ApiErrors.NotFoundError("user") : TypedResults.Json(UserJson.From(user), ApiJson.Options);
+    }
+}

@@ -1,0 +1,82 @@
+namespace Connect.Core.Bundles;
+
+/// <summary>Normalises bundle-relative paths from tar headers and manifest keys and confines them to a root.</summary>
+internal static class BundlePaths
+{
+    private static readonly char[] InvalidNameChars = Path.GetInvalidFileNameChars();
+
+    /// <summary>
+    /// Produces a '/'-separated relative path without "." or empty segments ("" means the root itself),
+    /// or a publisher-facing reason why <paramref name="name"/> is not acceptable.
+    /// </summary>
+    public static bool TryNormalize(string name, out string relative, out string? problem)
+    {
+        relative = "";
+        problem = null;
+
+        if (name.Contains('\0', StringComparison.Ordinal))
+        {
+            problem = "contains a NUL character";
+            return false;
+        }
+
+        // rsconnect on Windows writes manifest keys with '\' while tarfile stores '/', so both count as separators;
+        // this also stops "..\x" from becoming an escape on a Windows host.
+        var path = name.Replace('\\', '/');
+
+        if (path.StartsWith('/'))
+        {
+            problem = "is an absolute path";
+            return false;
+        }
+
+        if (path.Length >= 2 && char.IsAsciiLetter(path[0]) && path[1] == ':')
+        {
+            problem = "starts with a drive letter";
+            return false;
+        }
+
+        var segments = new List<string>();
+        foreach (var segment in path.Split('/'))
+        {
+            if (segment.Length == 0 || segment == ".")
+            {
+                continue;
+            }
+
+            if (segment == "..")
+            {
+                problem = "leaves the bundle directory";
+                return false;
+            }
+
+            if (segment.IndexOfAny(InvalidNameChars) >= 0)
+            {
+                problem = "contains characters that are not allowed in file names";
+                return false;
+            }
+
+            segments.Add(segment);
+        }
+
+        relative = string.Join('/', segments);
+        return true;
+    }
+
+    /// <summary>
+    /// Maps a normalised relative path under <paramref name="fullRoot"/>, re-checking containment on the
+    /// final full path so no platform path quirk can place it elsewhere.
+    /// </summary>
+    public static string? Resolve(string fullRoot, string relative)
+    {
+        var candidate = Path.GetFullPath(Path.Combine(fullRoot, relative.Replace('/', Path.DirectorySeparatorChar)));
+        var rootWithSeparator = Path.EndsInDirectorySeparator(fullRoot) ? fullRoot : fullRoot + Path.DirectorySeparatorChar;
+        var comparison = OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+        if (string.Equals(candidate, fullRoot, comparison) || candidate.StartsWith(rootWithSeparator, comparison))
+        {
+            return candidate;
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,68 @@
+namespace Connect.Core.Hosting;
+
+/// <summary>Server-wide settings, config section "Connect" (env vars <c>Connect__Name</c>).</summary>
+public sealed class ConnectOptions
+{
+    /// <summary>Where the catalog, bundles, environments and logs live. Default "./data" under the working directory.</summary>
+    public string DataDir { get; set; } = "data";
+
+    /// <summary>
+    /// The public URL viewers and publishers use (e.g. https://connect.example.com). It builds content_url,
+    /// dashboard_url and CONNECT_SERVER. Default: derived from each request's scheme and host.
+    /// </summary>
+    public string? ServerUrl { get; set; }
+
+    /// <summary>Largest bundle upload accepted, in bytes. Default 2 GiB.</summary>
+    public long MaxBundleBytes { get; set; } = 2L * 1024 * 1024 * 1024;
+
+    /// <summary>Largest total size of an unpacked bundle, in bytes. Default 4 GiB.</summary>
+    public long MaxExtractedBytes { get; set; } = 4L * 1024 * 1024 * 1024;
+
+    /// <summary>Most files an unpacked bundle may hold. Default 100000.</summary>
+    public int MaxBundleFiles { get; set; } = 100_000;
+
+    /// <summary>Longest a deploy task's build steps may run, in seconds. Default 1800.</summary>
+    public int DeployTimeoutSeconds { get; set; } = 1800;
+
+    /// <summary>
+    /// Base64 of the 32-byte key that encrypts environment variables. Default: a key file created in the
+    /// data directory on first start. Cluster nodes must share it (shared data directory or this setting).
+    /// </summary>
+    public string? SecretKey { get; set; }
+
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataDir)) yield return "Connect:DataDir must be set.";
+        if (ServerUrl is not null && !(Uri.TryCreate(ServerUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
+            yield return $"Connect:ServerUrl '{ServerUrl}' is not an absolute http(s) URL.";
+        if (MaxBundleBytes < 1024) yield return "Connect:MaxBundleBytes must be at least 1024.";
+        if (MaxExtractedBytes < 1024) yield return "Connect:MaxExtractedBytes must be at least 1024.";
+        if (MaxBundleFiles < 1) yield return "Connect:MaxBundleFiles must be at least 1.";
+        if (DeployTimeoutSeconds < 1) yield return "Connect:DeployTimeoutSeconds must be at least 1.";
+        if (SecretKey is not null)
+        {
+            byte[]? key = null;
+            try { key = Convert.FromBase64String(SecretKey); } catch (FormatException) { }
+            if (key is not { Length: 32 }) yield return "Connect:SecretKey must be base64 of exactly 32 bytes.";
+        }
+    }
+}
+
+/// <summary>The first-administrator bootstrap (rsconnect bootstrap), config section "Bootstrap".</summary>
+public sealed class BootstrapOptions
+{
+    /// <summary>
+    /// A file holding the base64 secret that signs bootstrap tokens. Default: none; the env var
+    /// CONNECT_BOOTSTRAP_SECRETKEY is read instead. With neither, bootstrap is disabled.
+    /// </summary>
+    public string? SecretKeyFile { get; set; }
+
+    /// <summary>Whether the bootstrap endpoint is enabled at all. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    public IEnumerable<string> Validate()
+    {
+        if (SecretKeyFile is not null && !File.Exists(SecretKeyFile))
+            yield return $"Bootstrap:SecretKeyFile '{SecretKeyFile}' does not exist.";
+    }
+}

@@ -1,0 +1,87 @@
+using Connect.Core.Model;
+
+namespace Connect.Data;
+
+/// <summary>
+/// The queryable catalog: users, keys, content, bundles, tasks, jobs. Lists and lookups read it directly;
+/// a content row is written only by its ContentGrain (optimistic <see cref="ContentItem.RowVersion"/> check).
+/// The single-node default is SQLite; cluster mode adds PostgreSQL behind the same contract.
+/// </summary>
+public interface ICatalogStore
+{
+    Task MigrateAsync(CancellationToken ct = default);
+
+    // Users and keys
+    Task<int> CountUsersAsync(CancellationToken ct = default);
+    Task<UserInfo> CreateUserAsync(NewUser user, CancellationToken ct = default);
+    Task<UserInfo?> GetUserAsync(Guid guid, CancellationToken ct = default);
+    Task<UserInfo?> GetUserByNameAsync(string username, CancellationToken ct = default);
+    Task<IReadOnlyList<UserInfo>> ListUsersAsync(CancellationToken ct = default);
+    Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, CancellationToken ct = default);
+    Task<IReadOnlyList<ApiKeyInfo>> ListApiKeysAsync(Guid userGuid, CancellationToken ct = default);
+    Task<bool> DeleteApiKeyAsync(Guid userGuid, long keyId, CancellationToken ct = default);
+    /// <summary>The user owning the key with this hash (and marks the key used), or null.</summary>
+    Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default);
+    /// <summary>Creates the first administrator and its key in one transaction; null when any user exists.</summary>
+    Task<UserInfo?> BootstrapAdministratorAsync(NewUser admin, string keyName, string keyHash, CancellationToken ct = default);
+
+    // Content
+    /// <exception cref="CatalogConflictException">the owner already has an item with this name</exception>
+    Task<ContentItem> CreateContentAsync(ContentSettings settings, DateTimeOffset now, CancellationToken ct = default);
+    Task<ContentItem?> GetContentAsync(Guid guid, CancellationToken ct = default);
+    Task<IReadOnlyList<ContentItem>> ListContentAsync(ContentQuery query, CancellationToken ct = default);
+    /// <exception cref="CatalogConcurrencyException">the row changed since <paramref name="expectedVersion"/></exception>
+    /// <exception cref="CatalogConflictException">the new name clashes with another of the owner's items</exception>
+    Task<ContentItem> UpdateContentSettingsAsync(Guid guid, ContentSettings settings, long expectedVersion, CancellationToken ct = default);
+    Task<ContentItem> ActivateBundleAsync(Guid guid, BundleActivation activation, long expectedVersion, CancellationToken ct = default);
+    Task<bool> DeleteContentAsync(Guid guid, CancellationToken ct = default);
+    Task<IReadOnlyList<ContentItem>> ListContentNeedingProcessesAsync(CancellationToken ct = default);
+
+    // Bundles
+    Task<BundleInfo> AddBundleAsync(NewBundle bundle, CancellationToken ct = default);
+    Task<BundleInfo?> GetBundleAsync(Guid contentGuid, long bundleId, CancellationToken ct = default);
+    Task<IReadOnlyList<BundleInfo>> ListBundlesAsync(Guid contentGuid, CancellationToken ct = default);
+    Task<bool> DeleteBundleAsync(Guid contentGuid, long bundleId, CancellationToken ct = default);
+    Task SetBundlePythonVersionAsync(long bundleId, string? pyVersion, CancellationToken ct = default);
+
+    // Environment variables (values are ciphertext: the store never sees plaintext)
+    Task<IReadOnlyList<string>> GetEnvironmentNamesAsync(Guid contentGuid, CancellationToken ct = default);
+    Task<IReadOnlyDictionary<string, byte[]>> GetEnvironmentAsync(Guid contentGuid, CancellationToken ct = default);
+    /// <summary>Sets (non-null) or removes (null) variables; with <paramref name="replaceAll"/> others are removed first.</summary>
+    Task<IReadOnlyList<string>> UpdateEnvironmentAsync(Guid contentGuid, IReadOnlyList<KeyValuePair<string, byte[]?>> changes, bool replaceAll, CancellationToken ct = default);
+
+    // Tasks
+    Task CreateTaskAsync(TaskInfo task, CancellationToken ct = default);
+    Task<TaskInfo?> GetTaskAsync(string id, CancellationToken ct = default);
+    Task AppendTaskOutputAsync(string id, int firstLine, IReadOnlyList<string> lines, CancellationToken ct = default);
+    Task<IReadOnlyList<string>> GetTaskOutputAsync(string id, int first, CancellationToken ct = default);
+    Task FinishTaskAsync(string id, int code, string error, DateTimeOffset finishedTime, CancellationToken ct = default);
+
+    // Jobs
+    Task<JobInfo> AddJobAsync(NewJob job, CancellationToken ct = default);
+    Task SetJobPidAsync(string key, int pid, CancellationToken ct = default);
+    Task FinishJobAsync(string key, int? exitCode, DateTimeOffset endTime, CancellationToken ct = default);
+    Task<IReadOnlyList<JobInfo>> ListJobsAsync(Guid contentGuid, CancellationToken ct = default);
+    Task<JobInfo?> GetJobAsync(Guid contentGuid, string key, CancellationToken ct = default);
+    /// <summary>Marks every job of this host that is still active as finished: their processes died with the node.</summary>
+    Task<int> FinishOrphanedJobsAsync(string hostname, DateTimeOffset now, CancellationToken ct = default);
+}
+
+public sealed record NewUser(string Username, string Role, DateTimeOffset Now)
+{
+    public string Email { get; init; } = "";
+    public string FirstName { get; init; } = "";
+    public string LastName { get; init; } = "";
+}
+
+public sealed record ContentQuery(string? Name = null, Guid? OwnerGuid = null);
+
+public sealed record BundleActivation(long BundleId, string AppMode, string? PyVersion, string? Entrypoint, string ContentCategory, DateTimeOffset DeployedTime);
+
+public sealed record NewBundle(Guid ContentGuid, Guid? CreatedBy, long Size, string Md5, string Sha1, DateTimeOffset CreatedTime);
+
+public sealed record NewJob(string Key, Guid ContentGuid, long? BundleId, int? Pid, string Tag, DateTimeOffset StartTime, string Hostname, string? LogFile);
+
+public sealed class CatalogConflictException(string message) : Exception(message);
+
+public sealed class CatalogConcurrencyException(string message) : Exception(message);

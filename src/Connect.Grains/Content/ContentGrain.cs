@@ -1,0 +1,358 @@
+using System.Security.Cryptography;
+using Connect.Abstractions;
+using Connect.Core.Content;
+using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Connect.Data;
+using Connect.Grains.Deployment;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+
+namespace Connect.Grains.Content;
+
+/// <summary>
+/// One per content item. Single writer of the item's catalog row, owner of its scaling policy and of the
+/// processes that serve it, and the place its deployments run, one at a time.
+/// Reentrant: a connection waiting for a process to start must not hold up the others, nor a deploy.
+/// Every await is followed by re-reading state, never by trusting what was read before it.
+/// </summary>
+[Reentrant]
+public sealed partial class ContentGrain(
+    ICatalogStore store,
+    DeploymentPipeline pipeline,
+    DataPaths paths,
+    IOptions<SchedulerDefaults> scheduler,
+    IOptions<ConnectOptions> options,
+    ContentChanges changes,
+    TimeProvider time,
+    ILogger<ContentGrain> logger) : Grain, IContentGrain
+{
+    /// <summary>After a failed start, new connections get the failure for this long instead of a new attempt each.</summary>
+    private static readonly TimeSpan FailureHold = TimeSpan.FromSeconds(5);
+
+    private readonly Dictionary<Guid, ProcessEntry> _processes = [];
+    private ContentItem? _item;
+    private ScalingPolicy _policy = new SchedulerDefaults().Resolve(RuntimeSettings.Empty);
+    private (string Error, IReadOnlyList<string> Tail, DateTimeOffset At)? _lastFailure;
+    private Task _deployments = Task.CompletedTask;
+
+    private Guid Id => this.GetPrimaryKey();
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        _item = await store.GetContentAsync(Id, cancellationToken);
+        if (_item is not null)
+        {
+            _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
+        }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        // Processes must not outlive the grain that accounts for them.
+        await StopAllAsync();
+    }
+
+    private ContentItem Item => _item ?? throw new ContentNotFoundException($"content {Id} not found");
+
+    // ------------------------------------------------------------------ settings
+
+    public async Task<ContentItem> UpdateSettingsAsync(ContentSettings settings)
+    {
+        var before = Item;
+        try
+        {
+            _item = await store.UpdateContentSettingsAsync(Id, settings, before.RowVersion);
+        }
+        catch (CatalogConflictException e)
+        {
+            throw new ContentConflictException(e.Message);
+        }
+        catch (CatalogConcurrencyException)
+        {
+            // Only this grain writes the row, so a version clash means the row is gone or was restored underneath.
+            _item = await store.GetContentAsync(Id) ?? throw new ContentNotFoundException($"content {Id} not found");
+            _item = await store.UpdateContentSettingsAsync(Id, settings, _item.RowVersion);
+        }
+        _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
+        changes.Publish(Id);
+        if (before.Settings.Runtime != settings.Runtime)
+        {
+            // Running processes keep their old idle timeout; replace them lazily rather than cutting connections.
+            await EnsureMinimumAsync();
+        }
+        return _item;
+    }
+
+    public async Task DeleteAsync()
+    {
+        _ = Item;
+        await StopAllAsync();
+        await store.DeleteContentAsync(Id);
+        _item = null;
+        changes.Publish(Id);
+        foreach (var dir in new[] { paths.ContentApps(Id), paths.ContentBundles(Id), paths.ContentLogs(Id) })
+        {
+            await Task.Run(() =>
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+            });
+        }
+        DeactivateOnIdle();
+    }
+
+    // ------------------------------------------------------------------ deployments
+
+    public async Task<string> DeployAsync(long bundleId, Guid? userGuid)
+    {
+        _ = Item;
+        var taskId = NewKey();
+        await store.CreateTaskAsync(new TaskInfo { Id = taskId, ContentGuid = Id, UserGuid = userGuid, Kind = "deploy", CreatedTime = time.GetUtcNow() });
+        var previous = _deployments;
+        _deployments = RunDeploymentAsync(previous, bundleId, taskId);
+        return taskId;
+    }
+
+    private async Task RunDeploymentAsync(Task previous, long bundleId, string taskId)
+    {
+        try
+        {
+            await previous;
+        }
+        catch (Exception e)
+        {
+            LogDeployCrashed(logger, e, Id);
+        }
+        var task = GrainFactory.GetGrain<ITaskGrain>(taskId);
+        await using var output = new TaskOutput(task, time);
+        var timeout = TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds);
+        // Keep this activation (and the processes it accounts for) alive while the build runs without calls.
+        DelayDeactivation(timeout + TimeSpan.FromMinutes(1));
+        try
+        {
+            output.Write($"Deploying bundle {bundleId} to content {Id}");
+            using var cts = new CancellationTokenSource(timeout, time);
+            // The pipeline is node-local file and process work with no grain state: run it off the grain scheduler.
+            var outcome = await Task.Run(() => pipeline.RunAsync(Id, bundleId, output.Write, cts.Token), cts.Token);
+            await ActivateAsync(bundleId, outcome);
+            output.Write("Deployment completed successfully.");
+            await output.FlushAsync();
+            await task.FinishAsync(0, "");
+            LogDeployed(logger, Id, bundleId);
+        }
+        catch (Exception e) when (e is DeploymentException or OperationCanceledException or ContentNotFoundException)
+        {
+            var message = e is OperationCanceledException ? $"deployment timed out after {timeout.TotalSeconds:0} s" : e.Message;
+            output.Write("Error: " + message);
+            await output.FlushAsync();
+            await task.FinishAsync(1, message);
+            LogDeployFailed(logger, Id, bundleId, message);
+        }
+        catch (Exception e)
+        {
+            LogDeployCrashed(logger, e, Id);
+            output.Write("Error: internal error while deploying; see the server log.");
+            await output.FlushAsync();
+            await task.FinishAsync(1, "internal error while deploying: " + e.GetType().Name);
+        }
+    }
+
+    private async Task ActivateAsync(long bundleId, DeploymentOutcome outcome)
+    {
+        var current = await store.GetContentAsync(Id) ?? throw new ContentNotFoundException($"content {Id} was deleted during the deployment");
+        var activation = new BundleActivation(bundleId, outcome.AppMode, outcome.PyVersion, outcome.Entrypoint, outcome.ContentCategory, time.GetUtcNow());
+        _item = await store.ActivateBundleAsync(Id, activation, current.RowVersion);
+        await store.SetBundlePythonVersionAsync(bundleId, outcome.PyVersion);
+        _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
+        _lastFailure = null;
+        changes.Publish(Id);
+        // Processes of the previous bundle stop; new connections start the new one.
+        await StopAllAsync();
+        await EnsureMinimumAsync();
+    }
+
+    // ------------------------------------------------------------------ processes
+
+    public async Task<ProcessRoute> AcquireProcessAsync(IReadOnlyList<Guid> saturated)
+    {
+        var item = Item;
+        if (item.BundleId is not { } bundleId)
+        {
+            return new ProcessRoute { Error = "this content has not been deployed yet", Policy = _policy };
+        }
+        if (!AppModes.IsInteractive(item.AppMode))
+        {
+            return new ProcessRoute { Error = $"content of type '{item.AppMode}' does not run processes", Policy = _policy };
+        }
+
+        // Any process of the active bundle the caller has not seen saturated, ready ones first.
+        var candidate = _processes.Values
+            .Where(p => p.BundleId == bundleId && !saturated.Contains(p.Id))
+            .OrderBy(p => p.Endpoint is null ? 1 : 0)
+            .FirstOrDefault();
+        if (candidate is null && _processes.Count < _policy.MaxProcesses)
+        {
+            if (_lastFailure is { } failure && time.GetUtcNow() - failure.At < FailureHold)
+            {
+                return new ProcessRoute { Error = failure.Error, LogTail = failure.Tail, Policy = _policy, All = Endpoints() };
+            }
+            candidate = StartProcess(bundleId);
+        }
+        if (candidate is null)
+        {
+            return new ProcessRoute { Policy = _policy, All = Endpoints() };
+        }
+        var result = await candidate.Started;
+        if (!result.Started)
+        {
+            return new ProcessRoute { Error = result.Error, LogTail = result.LogTail, Policy = _policy, All = Endpoints() };
+        }
+        return new ProcessRoute { Process = candidate.Endpoint, Policy = _policy, All = Endpoints() };
+    }
+
+    public Task<IReadOnlyList<ProcessEndpoint>> GetProcessesAsync() => Task.FromResult(Endpoints());
+
+    private IReadOnlyList<ProcessEndpoint> Endpoints() =>
+        _processes.Values.Where(p => p.Endpoint is not null).Select(p => p.Endpoint!).ToArray();
+
+    private ProcessEntry StartProcess(long bundleId)
+    {
+        var processId = Guid.NewGuid();
+        var entry = new ProcessEntry(processId, NewKey(), bundleId);
+        _processes[processId] = entry;
+        entry.Started = StartAndTrackAsync(entry);
+        return entry;
+    }
+
+    private async Task<ProcessStartResult> StartAndTrackAsync(ProcessEntry entry)
+    {
+        var request = new ProcessStartRequest(Id, entry.BundleId, entry.JobKey, _policy.InitTimeout, _policy.IdleTimeout);
+        ProcessStartResult result;
+        try
+        {
+            result = await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StartAsync(request);
+        }
+        catch (Exception e)
+        {
+            LogStartCrashed(logger, e, Id);
+            result = new ProcessStartResult { Started = false, Error = "the process could not be started: " + e.Message };
+        }
+        if (result.Started && _processes.ContainsKey(entry.Id))
+        {
+            entry.Endpoint = new ProcessEndpoint(entry.Id, entry.JobKey, result.Silo, result.Port, entry.BundleId);
+        }
+        else
+        {
+            _processes.Remove(entry.Id);
+            if (!result.Started)
+            {
+                _lastFailure = (result.Error ?? "the process failed to start", result.LogTail, time.GetUtcNow());
+            }
+            else
+            {
+                // Stopped (redeploy, delete) while it was starting: it has no one to serve.
+                await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StopAsync();
+            }
+        }
+        return result;
+    }
+
+    public Task<bool> ProcessIdleAsync(Guid processId)
+    {
+        if (!_processes.ContainsKey(processId))
+        {
+            // Unknown to us (e.g. this activation is newer than the process): nothing accounts for it, stop it.
+            return Task.FromResult(true);
+        }
+        if (_processes.Count <= _policy.MinProcesses && _item?.BundleId == _processes[processId].BundleId)
+        {
+            return Task.FromResult(false);
+        }
+        _processes.Remove(processId);
+        return Task.FromResult(true);
+    }
+
+    public async Task ProcessExitedAsync(Guid processId, int? exitCode)
+    {
+        if (_processes.Remove(processId))
+        {
+            LogProcessExited(logger, Id, exitCode);
+            await EnsureMinimumAsync();
+        }
+    }
+
+    public async Task<bool> StopJobAsync(string jobKey)
+    {
+        var entry = _processes.Values.FirstOrDefault(p => p.JobKey == jobKey);
+        if (entry is null)
+        {
+            return false;
+        }
+        _processes.Remove(entry.Id);
+        await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StopAsync();
+        return true;
+    }
+
+    public async Task RestartAsync()
+    {
+        await StopAllAsync();
+        await EnsureMinimumAsync();
+    }
+
+    public Task EnsureMinimumAsync()
+    {
+        if (_item is { BundleId: { } bundleId } item && AppModes.IsInteractive(item.AppMode))
+        {
+            while (_processes.Count < _policy.MinProcesses)
+            {
+                StartProcess(bundleId);
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    private async Task StopAllAsync()
+    {
+        var entries = _processes.Values.ToArray();
+        _processes.Clear();
+        changes.Publish(Id);
+        await Task.WhenAll(entries.Select(async e =>
+        {
+            // A start in flight finishes first; its continuation sees the entry gone and stops the process.
+            if (e.Endpoint is not null)
+            {
+                await GrainFactory.GetGrain<IProcessGrain>(e.Id).StopAsync();
+            }
+        }));
+    }
+
+    private static string NewKey() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+
+    private sealed class ProcessEntry(Guid id, string jobKey, long bundleId)
+    {
+        public Guid Id { get; } = id;
+        public string JobKey { get; } = jobKey;
+        public long BundleId { get; } = bundleId;
+        public Task<ProcessStartResult> Started { get; set; } = Task.FromResult(new ProcessStartResult());
+        public ProcessEndpoint? Endpoint { get; set; }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: bundle {BundleId} deployed")]
+    private static partial void LogDeployed(ILogger logger, Guid content, long bundleId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: deploying bundle {BundleId} failed: {Reason}")]
+    private static partial void LogDeployFailed(ILogger logger, Guid content, long bundleId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Content {Content}: deployment crashed")]
+    private static partial void LogDeployCrashed(ILogger logger, Exception exception, Guid content);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Content {Content}: starting a process crashed")]
+    private static partial void LogStartCrashed(ILogger logger, Exception exception, Guid content);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: a process exited with code {Code}")]
+    private static partial void LogProcessExited(ILogger logger, Guid content, int? code);
+}

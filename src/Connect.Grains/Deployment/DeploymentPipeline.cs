@@ -1,0 +1,180 @@
+using Connect.Core.Bundles;
+using Connect.Core.Content;
+using Connect.Core.Hosting;
+using Connect.Runtime.Python;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Connect.Grains.Deployment;
+
+/// <summary>The outcome of building a bundle: what the ContentGrain records when it activates it.</summary>
+public sealed record DeploymentOutcome(string AppMode, string? Entrypoint, string? PyVersion, string ContentCategory);
+
+/// <summary>A deploy failure whose message publishers see as the task's error.</summary>
+public sealed class DeploymentException(string message) : Exception(message);
+
+/// <summary>
+/// Turns an uploaded bundle into something runnable: unpack safely, validate the manifest, pick an interpreter,
+/// build or reuse the environment, render documents. Pure node-local work with no grain state, so the
+/// ContentGrain runs it off its scheduler and only commits the outcome.
+/// </summary>
+public sealed partial class DeploymentPipeline(
+    DataPaths paths,
+    IOptions<ConnectOptions> options,
+    PythonInstallations pythons,
+    PythonEnvironmentManager environments,
+    ILogger<DeploymentPipeline> logger)
+{
+    private static readonly HashSet<string> SupportedModes = [AppModes.Static, AppModes.PythonApi, AppModes.PythonFastApi, AppModes.JupyterStatic];
+
+    public async Task<DeploymentOutcome> RunAsync(Guid content, long bundleId, Action<string> log, CancellationToken ct)
+    {
+        var archive = paths.BundleArchive(content, bundleId);
+        if (!File.Exists(archive))
+        {
+            throw new DeploymentException($"bundle {bundleId} has no archive on this server");
+        }
+        var dir = paths.BundleDirectory(content, bundleId);
+        if (Directory.Exists(dir))
+        {
+            log($"Bundle {bundleId} is already unpacked; reusing it.");
+        }
+        else
+        {
+            log($"Unpacking bundle {bundleId}...");
+            var o = options.Value;
+            try
+            {
+                var result = await BundleArchive.ExtractAsync(archive, dir, new BundleLimits(o.MaxExtractedBytes, o.MaxBundleFiles, o.MaxExtractedBytes), ct);
+                log($"Unpacked {result.FileCount} files ({result.TotalBytes} bytes).");
+            }
+            catch (BundleException e)
+            {
+                throw new DeploymentException(e.Message);
+            }
+        }
+
+        Manifest manifest;
+        try
+        {
+            manifest = ManifestParser.ParseFile(Path.Combine(dir, "manifest.json"));
+        }
+        catch (ManifestException e)
+        {
+            throw new DeploymentException(e.Message);
+        }
+        catch (FileNotFoundException)
+        {
+            throw new DeploymentException("bundle has no manifest.json at its root");
+        }
+        var problems = ManifestValidator.Validate(manifest, dir);
+        if (problems.Count > 0)
+        {
+            foreach (var problem in problems)
+            {
+                log("manifest: " + problem);
+            }
+            throw new DeploymentException("invalid bundle: " + string.Join("; ", problems));
+        }
+        if (!SupportedModes.Contains(manifest.AppMode))
+        {
+            throw new DeploymentException($"app mode '{manifest.AppMode}' is not supported by this server yet");
+        }
+        log($"Bundle app mode: {manifest.AppMode}");
+
+        var plan = new LaunchPlan(manifest.AppMode, manifest.Entrypoint ?? manifest.PrimaryHtml, null, null, null);
+        if (AppModes.UsesPython(manifest.AppMode))
+        {
+            plan = await BuildPythonAsync(manifest, dir, plan, log, ct);
+        }
+        if (manifest.AppMode == AppModes.JupyterStatic)
+        {
+            await RenderNotebookAsync(content, bundleId, manifest, dir, plan, log, ct);
+        }
+        if (manifest.AppMode == AppModes.Static)
+        {
+            plan = plan with { Entrypoint = StaticPrimary(manifest, dir) };
+        }
+        await plan.WriteAsync(paths.LaunchPlan(content, bundleId), ct);
+        LogBuilt(logger, content, bundleId, manifest.AppMode);
+        return new DeploymentOutcome(manifest.AppMode, plan.Entrypoint, plan.PythonVersion, manifest.ContentCategory);
+    }
+
+    private static string StaticPrimary(Manifest manifest, string dir)
+    {
+        var primary = manifest.PrimaryHtml ?? manifest.Entrypoint;
+        return !string.IsNullOrEmpty(primary) ? primary : File.Exists(Path.Combine(dir, "index.html")) ? "index.html" : "";
+    }
+
+    private async Task<LaunchPlan> BuildPythonAsync(Manifest manifest, string dir, LaunchPlan plan, Action<string> log, CancellationToken ct)
+    {
+        log("Building Python environment...");
+        var available = await pythons.GetAsync(ct);
+        if (!string.IsNullOrEmpty(manifest.PythonVersion))
+        {
+            log($"Bundle requested Python version {manifest.PythonVersion}");
+        }
+        var python = PythonInstallations.Match(available, manifest.PythonVersion)
+            ?? throw new DeploymentException(
+                $"no Python installation on this server matches the requested version {manifest.PythonVersion}; available: " +
+                (available.Count == 0 ? "none" : string.Join(", ", available.Select(p => p.Version))));
+        log($"Using Python {python.Version} at {python.Path}");
+
+        string? requirements = null;
+        if (manifest.PythonPackageFile is { Length: > 0 } packageFile)
+        {
+            var candidate = Path.GetFullPath(Path.Combine(dir, packageFile));
+            if (!candidate.StartsWith(dir + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            {
+                throw new DeploymentException($"python.package_manager.package_file '{packageFile}' leaves the bundle");
+            }
+            requirements = File.Exists(candidate) ? candidate : null;
+        }
+        PythonEnvironment env;
+        try
+        {
+            env = await environments.EnsureAsync(python, requirements, log, ct);
+        }
+        catch (PythonEnvironmentException e)
+        {
+            throw new DeploymentException("Error code: python-package-install-failed. " + e.Message);
+        }
+        log($"Python environment ready ({env.Hash[..12]}).");
+        return plan with { PythonPath = env.PythonPath, EnvironmentDirectory = env.Directory, PythonVersion = python.Version };
+    }
+
+    private async Task RenderNotebookAsync(Guid content, long bundleId, Manifest manifest, string dir, LaunchPlan plan, Action<string> log, CancellationToken ct)
+    {
+        var notebook = Path.Combine(dir, manifest.Entrypoint!);
+        var output = paths.OutputDirectory(content, bundleId);
+        var staging = output + ".tmp-" + Guid.NewGuid().ToString("N");
+        Directory.CreateDirectory(staging);
+        log($"Rendering {manifest.Entrypoint}...");
+        try
+        {
+            var env = new PythonEnvironment(plan.EnvironmentDirectory!, plan.PythonPath!, "");
+            await NotebookRenderer.RenderAsync(env, notebook, Path.Combine(staging, "index.html"), manifest.HideAllInput, log,
+                TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct);
+            if (Directory.Exists(output))
+            {
+                Directory.Delete(output, recursive: true);
+            }
+            Directory.Move(staging, output);
+        }
+        catch (NotebookRenderException e)
+        {
+            throw new DeploymentException("rendering the notebook failed: " + e.Message);
+        }
+        finally
+        {
+            if (Directory.Exists(staging))
+            {
+                Directory.Delete(staging, recursive: true);
+            }
+        }
+        log("Rendered document saved.");
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Built bundle {BundleId} of content {Content} as {AppMode}")]
+    private static partial void LogBuilt(ILogger logger, Guid content, long bundleId, string appMode);
+}

@@ -1,0 +1,18 @@
+using Connect.Abstractions;
+using Connect.Data;
+using Connect.Runtime.Supervision;
+
+namespace Connect.Grains.Processes;
+
+/// <summary>Relays the supervisor's node-local events to the ContentGrain that owns each process.</summary>
+public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store, TimeProvider time) : IProcessOwner
+{
+    public Task<bool> MayStopIdleAsync(SupervisedProcess process) =>
+        grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessIdleAsync(process.Id);
+
+    public async Task OnExitedAsync(SupervisedProcess process, int? exitCode)
+    {
+        await store.FinishJobAsync(process.JobKey, exitCode, time.GetUtcNow());
+        await grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessExitedAsync(process.Id, exitCode);
+    }
+}

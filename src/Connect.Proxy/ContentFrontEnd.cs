@@ -1,0 +1,274 @@
+using System.Net.Sockets;
+using Connect.Abstractions;
+using Connect.Core.Content;
+using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Connect.Data.Security;
+using Connect.Runtime.Supervision;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.AspNetCore.StaticFiles;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Yarp.ReverseProxy.Forwarder;
+
+namespace Connect.Proxy;
+
+/// <summary>
+/// The silo-hosted front end: <c>/content/{guid}/…</c> is served from files (static, rendered) or forwarded to
+/// one of the item's processes (HTTP and WebSockets) through YARP's forwarder with one shared invoker.
+/// The process is chosen here from node-local counts; the ContentGrain is asked only when no known process
+/// has room under the load factor.
+/// </summary>
+public sealed partial class ContentFrontEnd(
+    IHttpForwarder forwarder,
+    ForwarderInvoker invoker,
+    ContentCatalogCache cache,
+    ProcessSupervisor supervisor,
+    IGrainFactory grains,
+    DataPaths paths,
+    ServerUrl serverUrl,
+    TimeProvider time,
+    ILogger<ContentFrontEnd> logger)
+{
+    private static readonly FileExtensionContentTypeProvider ContentTypes = new();
+
+    public static void Map(IEndpointRouteBuilder app)
+    {
+        app.Map("/content/{guid}", (HttpContext c, string guid) =>
+            TypedResults.Redirect($"{c.Request.PathBase}/content/{guid}/{c.Request.QueryString}", permanent: true));
+        app.Map("/content/{guid}/{**path}", (HttpContext c, ContentFrontEnd frontEnd, string guid, string? path) => frontEnd.HandleAsync(c, guid, path ?? ""));
+    }
+
+    public async Task<IResult> HandleAsync(HttpContext context, string guidText, string path)
+    {
+        if (!Guid.TryParse(guidText, out var guid))
+        {
+            return ErrorPages.Render(404, "Not found", "There is no content at this address.");
+        }
+        var item = await cache.GetItemAsync(guid, context.RequestAborted);
+        if (item is null)
+        {
+            return ErrorPages.Render(404, "Not found", "There is no content at this address.");
+        }
+        var caller = await Caller.GetAsync(context);
+        if (!ContentAccess.CanView(item, caller.User))
+        {
+            return caller.User is null
+                ? ErrorPages.Render(401, "Please log in", "This content is only available to signed-in users (send an API key: Authorization: Key <key>).")
+                : ErrorPages.Render(403, "Access denied", "You do not have access to this content.");
+        }
+        if (item.Settings.Locked)
+        {
+            return ErrorPages.Render(403, "Content locked", string.IsNullOrEmpty(item.Settings.LockedMessage) ? "This content is locked." : item.Settings.LockedMessage);
+        }
+        if (item.BundleId is not { } bundleId)
+        {
+            return ErrorPages.Render(404, "Not deployed", "This content has not been deployed yet.");
+        }
+        if (item.AppMode == AppModes.Static)
+        {
+            return ServeFile(paths.BundleDirectory(guid, bundleId), path, item.Entrypoint);
+        }
+        if (AppModes.IsRendered(item.AppMode))
+        {
+            return ServeFile(paths.OutputDirectory(guid, bundleId), path, "index.html");
+        }
+        if (AppModes.IsInteractive(item.AppMode))
+        {
+            await ForwardAsync(context, item, path, caller.User);
+            return EmptyResult.Instance;
+        }
+        return ErrorPages.Render(501, "Not supported", $"Content of type '{item.AppMode}' cannot be served by this server.");
+    }
+
+    // ------------------------------------------------------------------ files
+
+    private static IResult ServeFile(string root, string path, string? primary)
+    {
+        if (path.Length == 0 || path.EndsWith('/'))
+        {
+            path += path.Length == 0 && !string.IsNullOrEmpty(primary) ? primary : "index.html";
+        }
+        var full = Path.GetFullPath(Path.Combine(root, path));
+        if (!full.StartsWith(root + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            return ErrorPages.Render(404, "Not found", "No such file in this content.");
+        }
+        if (Directory.Exists(full))
+        {
+            full = Path.Combine(full, "index.html");
+        }
+        if (!File.Exists(full))
+        {
+            return ErrorPages.Render(404, "Not found", "No such file in this content.");
+        }
+        if (!ContentTypes.TryGetContentType(full, out var type))
+        {
+            type = "application/octet-stream";
+        }
+        var info = new FileInfo(full);
+        var etag = new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{info.LastWriteTimeUtc.Ticks:x}-{info.Length:x}\"");
+        return TypedResults.PhysicalFile(full, type, lastModified: info.LastWriteTimeUtc, entityTag: etag, enableRangeProcessing: true);
+    }
+
+    // ------------------------------------------------------------------ processes
+
+    private async Task ForwardAsync(HttpContext context, ContentItem item, string path, UserInfo? caller)
+    {
+        var publicBase = $"{PublicBase(context)}/content/{item.Guid:D}";
+        var remainder = "/" + path;
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            var (process, failure) = await ChooseProcessAsync(item, context.RequestAborted);
+            if (process is null)
+            {
+                // The log can hold paths and data of the app: only the item's owner and editors see it.
+                var page = failure is { } f
+                    ? ErrorPages.Render(f.Status, f.Title, f.Message, ContentAccess.CanEdit(item, caller) ? f.LogTail : null)
+                    : ErrorPages.Render(503, "Too busy", "All processes of this content are at capacity; try again shortly.");
+                await page.ExecuteAsync(context);
+                return;
+            }
+            var (supervised, policy) = process.Value;
+            using (supervised.Enter(time))
+            {
+                var config = new ForwarderRequestConfig { ActivityTimeout = Timeout(policy.ConnectionTimeout) };
+                var error = await forwarder.SendAsync(context, $"http://127.0.0.1:{supervised.Port}", invoker.Invoker, config,
+                    new ContentTransformer(remainder, publicBase));
+                if (error == ForwarderError.None)
+                {
+                    return;
+                }
+                var failed = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+                LogForwardError(logger, item.Guid, error, failed?.Message);
+                if (error == ForwarderError.Request && failed?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused } && !context.Response.HasStarted && attempt == 0)
+                {
+                    // The process went away under us: forget it and try another (or a fresh one) once.
+                    cache.ForgetProcess(item.Guid, supervised.Id);
+                    context.Response.Clear();
+                    continue;
+                }
+                if (!context.Response.HasStarted)
+                {
+                    context.Response.Clear();
+                    await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
+                }
+                return;
+            }
+        }
+    }
+
+    private static TimeSpan Timeout(TimeSpan configured) => configured <= TimeSpan.Zero ? TimeSpan.FromDays(1) : configured;
+
+    private string PublicBase(HttpContext context) =>
+        serverUrl.Configured ?? $"{context.Request.Scheme}://{context.Request.Host}{context.Request.PathBase}";
+
+    /// <summary>
+    /// Picks the least-loaded local process under the load factor; otherwise asks the ContentGrain, which may
+    /// start one (up to max_processes); otherwise the least-loaded process under max_conns_per_process.
+    /// </summary>
+    private async Task<((SupervisedProcess Process, ScalingPolicy Policy)? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item, CancellationToken ct)
+    {
+        var route = cache.GetRoute(item.Guid);
+        var saturated = new List<Guid>();
+        if (route is not null)
+        {
+            var pick = Pick(item.Guid, route.Processes, route.Policy, underLoadFactor: true, saturated);
+            if (pick is not null)
+            {
+                return ((pick, route.Policy), null);
+            }
+        }
+        ProcessRoute fresh;
+        try
+        {
+            fresh = await grains.GetGrain<IContentGrain>(item.Guid).AcquireProcessAsync(saturated);
+        }
+        catch (ContentNotFoundException)
+        {
+            return (null, new Failure(404, "Not found", "There is no content at this address.", []));
+        }
+        cache.SetRoute(item.Guid, fresh);
+        var policy = fresh.Policy!;
+        if (fresh.Process is { } assigned && supervisor.TryGet(assigned.ProcessId, out var started))
+        {
+            return ((started, policy), null);
+        }
+        if (fresh.Error is not null)
+        {
+            return (null, new Failure(502, "This application failed to start", fresh.Error, fresh.LogTail));
+        }
+        var fallback = Pick(item.Guid, fresh.All, policy, underLoadFactor: false, []);
+        return fallback is null ? (null, null) : ((fallback, policy), null);
+    }
+
+    private SupervisedProcess? Pick(Guid content, IReadOnlyList<ProcessEndpoint> processes, ScalingPolicy policy, bool underLoadFactor, List<Guid> saturated)
+    {
+        SupervisedProcess? best = null;
+        foreach (var endpoint in processes)
+        {
+            if (!supervisor.TryGet(endpoint.ProcessId, out var process))
+            {
+                // Gone (idle stop, exit) or on another node; cross-node forwarding arrives with cluster mode.
+                cache.ForgetProcess(content, endpoint.ProcessId);
+                continue;
+            }
+            var conns = process.Connections;
+            var fits = underLoadFactor
+                ? conns < Math.Max(1.0, policy.LoadFactor * policy.MaxConnsPerProcess)
+                : conns < policy.MaxConnsPerProcess;
+            if (!fits)
+            {
+                saturated.Add(endpoint.ProcessId);
+                continue;
+            }
+            if (best is null || conns < best.Connections)
+            {
+                best = process;
+            }
+        }
+        return best;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Forwarding to content {Content} failed: {Error} {Detail}")]
+    private static partial void LogForwardError(ILogger logger, Guid content, ForwarderError error, string? detail);
+
+    private sealed record Failure(int Status, string Title, string Message, IReadOnlyList<string> LogTail);
+
+    private sealed class EmptyResult : IResult
+    {
+        public static readonly EmptyResult Instance = new();
+        public Task ExecuteAsync(HttpContext httpContext) => Task.CompletedTask;
+    }
+}
+
+/// <summary>The one <see cref="HttpMessageInvoker"/> the front end forwards with (pooled connections to processes).</summary>
+public sealed class ForwarderInvoker : IDisposable
+{
+    public HttpMessageInvoker Invoker { get; } = new(new SocketsHttpHandler
+    {
+        UseProxy = false,
+        AllowAutoRedirect = false,
+        AutomaticDecompression = System.Net.DecompressionMethods.None,
+        UseCookies = false,
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+        EnableMultipleHttp2Connections = true,
+        ActivityHeadersPropagator = null,
+    });
+
+    public void Dispose() => Invoker.Dispose();
+}
+
+public static class ProxyServiceCollectionExtensions
+{
+    public static IServiceCollection AddContentFrontEnd(this IServiceCollection services)
+    {
+        services.AddHttpForwarder();
+        services.AddSingleton<ForwarderInvoker>();
+        services.AddSingleton<ContentCatalogCache>();
+        services.AddSingleton<ContentFrontEnd>();
+        return services;
+    }
+}

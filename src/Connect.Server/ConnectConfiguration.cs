@@ -1,0 +1,59 @@
+using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Connect.Runtime.Python;
+
+namespace Connect.Server;
+
+/// <summary>Every area's options, bound and validated together so that all problems are reported at once.</summary>
+public sealed record ConnectConfiguration(
+    ConnectOptions Connect,
+    SchedulerDefaults Scheduler,
+    PythonOptions Python,
+    BootstrapOptions Bootstrap,
+    OrleansOptions Orleans)
+{
+    public static ConnectConfiguration Bind(IConfiguration configuration)
+    {
+        T Section<T>(string name) where T : new()
+        {
+            var value = new T();
+            configuration.GetSection(name).Bind(value);
+            return value;
+        }
+        return new(Section<ConnectOptions>("Connect"), Section<SchedulerDefaults>("Scheduler"), Section<PythonOptions>("Python"),
+            Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"));
+    }
+
+    public IReadOnlyList<string> Validate() =>
+        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate()];
+}
+
+/// <summary>Cluster settings, config section "Orleans". Single-node defaults need nothing set.</summary>
+public sealed class OrleansOptions
+{
+    /// <summary>Silo-to-silo port. Default 11111.</summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Identifies the deployment: grain state and reminders are keyed by it. Default "connect".</summary>
+    public string ServiceId { get; set; } = "connect";
+
+    /// <summary>Identifies one cluster of silos. Default "connect".</summary>
+    public string ClusterId { get; set; } = "connect";
+
+    /// <summary>Longest a grain call may take; covers a process start up to its init_timeout. Default 300 s.</summary>
+    public int ResponseTimeoutSeconds { get; set; } = 300;
+
+    public IEnumerable<string> Validate()
+    {
+        if (SiloPort is < 1 or > 65535) yield return "Orleans:SiloPort must be a TCP port (1-65535).";
+        if (string.IsNullOrWhiteSpace(ServiceId)) yield return "Orleans:ServiceId must be set.";
+        if (string.IsNullOrWhiteSpace(ClusterId)) yield return "Orleans:ClusterId must be set.";
+        if (ResponseTimeoutSeconds < 10) yield return "Orleans:ResponseTimeoutSeconds must be at least 10.";
+    }
+}
+
+public sealed class ConfigurationProblemsException(IReadOnlyList<string> problems)
+    : Exception("invalid configuration: " + string.Join("; ", problems))
+{
+    public IReadOnlyList<string> Problems { get; } = problems;
+}

@@ -1,0 +1,90 @@
+using Connect.Api;
+using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Connect.Data;
+using Connect.Data.Security;
+using Connect.Data.Sqlite;
+using Connect.Grains.Deployment;
+using Connect.Grains.Processes;
+using Connect.Proxy;
+using Connect.Runtime.Python;
+using Connect.Runtime.Supervision;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Options;
+using Orleans.Configuration;
+
+namespace Connect.Server;
+
+/// <summary>Composes one Connect node: an Orleans silo with Kestrel serving the API and the content front end.</summary>
+public static class ConnectServer
+{
+    public const string DefaultUrl = "http://127.0.0.1:3939";
+
+    public static async Task<WebApplication> BuildAsync(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
+        var config = ConnectConfiguration.Bind(builder.Configuration);
+        var problems = config.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ConfigurationProblemsException(problems);
+        }
+        if (string.IsNullOrEmpty(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            builder.WebHost.UseUrls(DefaultUrl);
+        }
+
+        var paths = new DataPaths(config.Connect.DataDir);
+        paths.EnsureCreated();
+        var store = new SqliteCatalogStore(paths.DatabaseFile);
+        await store.MigrateAsync();
+
+        AddServices(builder.Services, config, paths, store);
+        builder.UseOrleans(silo =>
+        {
+            // Single node: the silo is its own cluster on loopback; no gateway, since clients are in-process.
+            silo.UseLocalhostClustering(siloPort: config.Orleans.SiloPort, gatewayPort: 0, serviceId: config.Orleans.ServiceId, clusterId: config.Orleans.ClusterId);
+            silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(config.Orleans.ResponseTimeoutSeconds));
+        });
+        builder.Services.AddHostedService<NodeStartup>();
+
+        var app = builder.Build();
+        app.Lifetime.ApplicationStarted.Register(() =>
+        {
+            var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+            if (address is not null)
+            {
+                app.Services.GetRequiredService<ServerUrl>().SetListeningAddress(address.Replace("://0.0.0.0", "://127.0.0.1").Replace("://[::]", "://127.0.0.1"));
+            }
+        });
+        app.MapGet("/__ping__", () => TypedResults.Json(new { }));
+        app.MapConnectApi();
+        ContentFrontEnd.Map(app);
+        LandingPages.Map(app);
+        return app;
+    }
+
+    private static void AddServices(IServiceCollection services, ConnectConfiguration config, DataPaths paths, ICatalogStore store)
+    {
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(Options.Create(config.Connect));
+        services.AddSingleton(Options.Create(config.Scheduler));
+        services.AddSingleton(Options.Create(config.Python));
+        services.AddSingleton(Options.Create(config.Bootstrap));
+        services.AddSingleton(config.Python);
+        services.AddSingleton(paths);
+        services.AddSingleton(store);
+        services.AddSingleton(config.Connect.SecretKey is { } key ? new SecretBox(Convert.FromBase64String(key)) : SecretBox.FromKeyFile(paths.SecretKeyFile));
+        services.AddSingleton(new ServerUrl(config.Connect.ServerUrl));
+        services.AddSingleton<ContentChanges>();
+        services.AddSingleton<PythonInstallations>();
+        services.AddSingleton(sp => new PythonEnvironmentManager(paths.PythonEnvironments, config.Python, sp.GetRequiredService<ILogger<PythonEnvironmentManager>>()));
+        services.AddSingleton<DeploymentPipeline>();
+        services.AddSingleton(sp => new ProcessSupervisor(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProcessSupervisor>>()));
+        services.AddSingleton<ContentProcessHost>();
+        services.AddSingleton<GrainProcessOwner>();
+        services.AddContentFrontEnd();
+    }
+}

@@ -13,9 +13,13 @@ public interface ITaskGrain : IGrainWithStringKey
     [Alias("Finish")]
     Task FinishAsync(int code, string error);
 
-    /// <summary>Output from line <paramref name="first"/>; waits up to <paramref name="wait"/> for news when there is none.</summary>
-    [Alias("Poll")]
-    Task<TaskSnapshot?> PollAsync(int first, TimeSpan wait);
+    /// <summary>
+    /// Output from line <paramref name="first"/>, waiting up to <paramref name="wait"/> when there is nothing new.
+    /// Without <paramref name="first"/> (posit-sdk's polling) the whole output is returned after the next change.
+    /// </summary>
+    // Interleaves with Append/Finish: a poller waiting for news must not hold up the writer that brings it.
+    [Alias("Poll"), Orleans.Concurrency.AlwaysInterleave]
+    Task<TaskSnapshot?> PollAsync(int? first, TimeSpan wait);
 }
 
 [GenerateSerializer, Immutable, Alias("Connect.TaskSnapshot")]

@@ -36,9 +36,17 @@ public sealed partial class ContentFrontEnd(
 
     public static void Map(IEndpointRouteBuilder app)
     {
-        app.Map("/content/{guid}", (HttpContext c, string guid) =>
-            TypedResults.Redirect($"{c.Request.PathBase}/content/{guid}/{c.Request.QueryString}", permanent: true));
-        app.Map("/content/{guid}/{**path}", (HttpContext c, ContentFrontEnd frontEnd, string guid, string? path) => frontEnd.HandleAsync(c, guid, path ?? ""));
+        app.Map("/content/{guid}/{**path}", Handle);
+    }
+
+    private static Task<IResult> Handle(HttpContext context, ContentFrontEnd frontEnd, string guid, string? path)
+    {
+        // Routing ignores a trailing slash, but apps resolve relative links against it: /content/{guid} must redirect.
+        if (string.IsNullOrEmpty(path) && !context.Request.Path.Value!.EndsWith('/'))
+        {
+            return Task.FromResult<IResult>(TypedResults.Redirect($"{context.Request.PathBase}/content/{guid}/{context.Request.QueryString}", permanent: true));
+        }
+        return frontEnd.HandleAsync(context, guid, path ?? "");
     }
 
     public async Task<IResult> HandleAsync(HttpContext context, string guidText, string path)

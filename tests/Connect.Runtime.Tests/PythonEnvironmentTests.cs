@@ -7,8 +7,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Connect.Runtime.Tests;
 
-[Collection(PythonCollection.Name)]
-public sealed class PythonEnvironmentTests : IDisposable
+// Its own fixture instead of the shared collection: these builds are slow and can overlap with the launch tests.
+public sealed class PythonEnvironmentTests : IClassFixture<PythonFixture>, IDisposable
 {
     private readonly PythonFixture _python;
     private readonly TestDirectory _dir = new();

@@ -24,7 +24,7 @@ public static class TaskApi
     {
         var caller = await ApiAuth.UserAsync(context);
         var waitFor = TimeSpan.FromSeconds(Math.Clamp(wait ?? 0, 0, MaxWait.TotalSeconds));
-        var snapshot = await grains.GetGrain<ITaskGrain>(id).PollAsync(first ?? 0, waitFor);
+        var snapshot = await grains.GetGrain<ITaskGrain>(id).PollAsync(first, waitFor);
         if (snapshot is null || (snapshot.UserGuid != caller.Guid && !caller.IsAdmin))
         {
             return ApiErrors.NotFoundError("task");

@@ -13,8 +13,7 @@ public static class UserApi
 {
     public static RouteGroupBuilder MapUserApi(this RouteGroupBuilder v1)
     {
-        v1.MapGet("/user", async (HttpContext c) => TypedResults.Json(UserJson.From(await ApiAuth.UserAsync(c)), ApiJson.Options))
-            .AddEndpointFilter(ApiAuth.RequireUser);
+        v1.MapGet("/user", (Delegate)Me).AddEndpointFilter(ApiAuth.RequireUser);
         v1.MapGet("/user/api_keys", ListKeys).AddEndpointFilter(ApiAuth.RequireUser);
         v1.MapDelete("/user/api_keys/{id}", DeleteKey).AddEndpointFilter(ApiAuth.RequireUser);
 
@@ -23,6 +22,9 @@ public static class UserApi
         users.MapGet("/{guid}", Get);
         return v1;
     }
+
+    private static async Task<IResult> Me(HttpContext context) =>
+        TypedResults.Json(UserJson.From(await ApiAuth.UserAsync(context)), ApiJson.Options);
 
     private static async Task<IResult> ListKeys(HttpContext context, ICatalogStore store)
     {

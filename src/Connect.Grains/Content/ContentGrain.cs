@@ -5,6 +5,7 @@ using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Data;
 using Connect.Grains.Deployment;
+using Connect.Grains.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;

@@ -1,7 +1,6 @@
 using Connect.Abstractions;
 using Connect.Core.Model;
 using Connect.Data;
-using Orleans.Concurrency;
 
 namespace Connect.Grains.Tasks;
 
@@ -49,16 +48,14 @@ public sealed class TaskGrain(ICatalogStore store, TimeProvider time) : Grain, I
         Signal();
     }
 
-    // Interleaves with Append/Finish: a poller waiting for news must not hold up the writer that brings it.
-    [AlwaysInterleave]
-    public async Task<TaskSnapshot?> PollAsync(int first, TimeSpan wait)
+    public async Task<TaskSnapshot?> PollAsync(int? from, TimeSpan wait)
     {
         if (_info is null)
         {
             return null;
         }
-        first = Math.Max(0, first);
-        if (!_info.Finished && first >= _output.Count && wait > TimeSpan.Zero)
+        var first = Math.Max(0, from ?? 0);
+        if (!_info.Finished && (from is null || first >= _output.Count) && wait > TimeSpan.Zero)
         {
             await Task.WhenAny(_changed.Task, Task.Delay(wait, time));
         }

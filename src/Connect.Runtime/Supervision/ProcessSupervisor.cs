@@ -1,0 +1,227 @@
+using System.Collections.Concurrent;
+using Connect.Runtime.Processes;
+using Microsoft.Extensions.Logging;
+
+namespace Connect.Runtime.Supervision;
+
+/// <summary>What the supervisor asks of the cluster about its processes (implemented by the grain layer).</summary>
+public interface IProcessOwner
+{
+    /// <summary>The process has had no connections for its idle timeout: may it stop?</summary>
+    Task<bool> MayStopIdleAsync(SupervisedProcess process);
+
+    /// <summary>The process is gone, by request or on its own.</summary>
+    Task OnExitedAsync(SupervisedProcess process, int? exitCode);
+}
+
+public sealed class ProcessStartException(string message, IReadOnlyList<string> logTail) : Exception(message)
+{
+    public IReadOnlyList<string> LogTail { get; } = logTail;
+}
+
+/// <summary>One OS process owned by this node, with its live connection count.</summary>
+public sealed class SupervisedProcess
+{
+    private int _connections;
+    private long _lastActivityTicks;
+
+    internal SupervisedProcess(Guid id, Guid contentGuid, string jobKey, int port, ProcessHandle handle, TimeSpan idleTimeout, DateTimeOffset now)
+    {
+        Id = id;
+        ContentGuid = contentGuid;
+        JobKey = jobKey;
+        Port = port;
+        Handle = handle;
+        IdleTimeout = idleTimeout;
+        _lastActivityTicks = now.UtcTicks;
+    }
+
+    public Guid Id { get; }
+    public Guid ContentGuid { get; }
+    public string JobKey { get; }
+    public int Port { get; }
+    public ProcessHandle Handle { get; }
+    public TimeSpan IdleTimeout { get; }
+    public int Connections => Volatile.Read(ref _connections);
+    public DateTimeOffset LastActivity => new(Interlocked.Read(ref _lastActivityTicks), TimeSpan.Zero);
+    internal bool Stopping { get; set; }
+
+    /// <summary>Counts a connection (an HTTP request or a WebSocket session) until the returned scope is disposed.</summary>
+    public ConnectionScope Enter(TimeProvider time)
+    {
+        Interlocked.Increment(ref _connections);
+        Interlocked.Exchange(ref _lastActivityTicks, time.GetUtcNow().UtcTicks);
+        return new ConnectionScope(this, time);
+    }
+
+    internal void Leave(TimeProvider time)
+    {
+        Interlocked.Exchange(ref _lastActivityTicks, time.GetUtcNow().UtcTicks);
+        Interlocked.Decrement(ref _connections);
+    }
+
+    public readonly struct ConnectionScope(SupervisedProcess process, TimeProvider time) : IDisposable
+    {
+        public void Dispose() => process.Leave(time);
+    }
+}
+
+/// <summary>
+/// The node-local owner of content processes: starts them, counts their connections, notices idleness and
+/// exits, and kills them all when the node stops. Grains are only its face; the OS processes live here.
+/// </summary>
+public sealed partial class ProcessSupervisor : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<Guid, SupervisedProcess> _processes = new();
+    private readonly TimeProvider _time;
+    private readonly ILogger<ProcessSupervisor> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _idleLoop;
+    private IProcessOwner? _owner;
+
+    public ProcessSupervisor(TimeProvider time, ILogger<ProcessSupervisor> logger, TimeSpan? idleCheckInterval = null)
+    {
+        _time = time;
+        _logger = logger;
+        _idleLoop = IdleLoopAsync(idleCheckInterval ?? TimeSpan.FromSeconds(1), _stopping.Token);
+    }
+
+    /// <summary>Set once at start-up; breaks the cycle between this node-local service and the grain layer.</summary>
+    public void SetOwner(IProcessOwner owner) => _owner = owner;
+
+    public int Count => _processes.Count;
+
+    public IReadOnlyCollection<SupervisedProcess> Processes => _processes.Values.ToArray();
+
+    public bool TryGet(Guid processId, out SupervisedProcess process) => _processes.TryGetValue(processId, out process!);
+
+    /// <summary>Launches the process and waits until its port accepts connections (or it fails, or the init timeout passes).</summary>
+    public async Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, LaunchSpec spec, int port,
+        TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct)
+    {
+        var handle = ProcessLauncher.Start(spec, _logger, _time);
+        LogStarting(_logger, contentGuid, handle.Pid, port);
+        bool ready;
+        try
+        {
+            ready = await LoopbackPorts.WaitUntilAcceptingAsync(port, initTimeout, handle.Exited, _time, ct);
+        }
+        catch
+        {
+            await handle.DisposeAsync();
+            throw;
+        }
+        if (!ready)
+        {
+            var exited = handle.HasExited;
+            await handle.StopAsync(TimeSpan.FromSeconds(2));
+            var message = exited
+                ? $"the process exited with code {await handle.Exited} before it accepted connections"
+                : $"the process did not accept connections within {initTimeout.TotalSeconds:0} s (init_timeout)";
+            LogStartFailed(_logger, contentGuid, message);
+            throw new ProcessStartException(message, handle.Log.Tail(50));
+        }
+        var process = new SupervisedProcess(processId, contentGuid, jobKey, port, handle, idleTimeout, _time.GetUtcNow());
+        _processes[processId] = process;
+        _ = WatchExitAsync(process);
+        return process;
+    }
+
+    public async Task StopAsync(Guid processId)
+    {
+        if (_processes.TryGetValue(processId, out var process))
+        {
+            process.Stopping = true;
+            await process.Handle.StopAsync(TimeSpan.FromSeconds(5));
+        }
+    }
+
+    private async Task WatchExitAsync(SupervisedProcess process)
+    {
+        int? code = null;
+        try
+        {
+            code = await process.Handle.Exited;
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
+        {
+            // The handle was disposed without an exit code; the process is gone all the same.
+        }
+        _processes.TryRemove(process.Id, out _);
+        LogExited(_logger, process.ContentGuid, process.Handle.Pid, code);
+        if (_owner is { } owner)
+        {
+            try
+            {
+                await owner.OnExitedAsync(process, code);
+            }
+            catch (Exception e)
+            {
+                LogOwnerFailed(_logger, e);
+            }
+        }
+    }
+
+    private async Task IdleLoopAsync(TimeSpan interval, CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(interval, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                await CheckIdleAsync();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>One pass of the idle check: every process with no connections for its idle timeout is offered for stopping.</summary>
+    public async Task CheckIdleAsync()
+    {
+        var now = _time.GetUtcNow();
+        foreach (var process in _processes.Values)
+        {
+            if (process.Stopping || process.Connections > 0 || now - process.LastActivity < process.IdleTimeout || _owner is not { } owner)
+            {
+                continue;
+            }
+            try
+            {
+                if (await owner.MayStopIdleAsync(process) && process.Connections == 0)
+                {
+                    LogIdleStop(_logger, process.ContentGuid, process.Handle.Pid);
+                    await StopAsync(process.Id);
+                }
+            }
+            catch (Exception e)
+            {
+                LogOwnerFailed(_logger, e);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        await _idleLoop;
+        await Task.WhenAll(_processes.Values.Select(p => p.Handle.StopAsync(TimeSpan.FromSeconds(5))));
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Starting a process for content {Content}: pid {Pid}, port {Port}")]
+    private static partial void LogStarting(ILogger logger, Guid content, int pid, int port);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A process for content {Content} failed to start: {Reason}")]
+    private static partial void LogStartFailed(ILogger logger, Guid content, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A process of content {Content} (pid {Pid}) exited with code {Code}")]
+    private static partial void LogExited(ILogger logger, Guid content, int pid, int? code);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopping idle process {Pid} of content {Content}")]
+    private static partial void LogIdleStop(ILogger logger, Guid content, int pid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The process owner failed to handle a supervisor event")]
+    private static partial void LogOwnerFailed(ILogger logger, Exception exception);
+}

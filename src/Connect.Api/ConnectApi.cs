@@ -13,6 +13,22 @@ namespace Connect.Api;
 
 public static class ConnectApi
 {
+    /// <summary>
+    /// Unhandled failures under <c>/__api__</c> answer in Connect's error shape (code 1) rather than an empty 500,
+    /// since clients only report errors they can parse. Details stay in the server log.
+    /// </summary>
+    public static IApplicationBuilder UseConnectApiErrors(this IApplicationBuilder app) =>
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            ExceptionHandler = async context =>
+            {
+                if (context.Request.Path.StartsWithSegments("/__api__"))
+                {
+                    await ApiErrors.Error(StatusCodes.Status500InternalServerError, ApiErrors.Internal, "An internal error occurred; see the server log.").ExecuteAsync(context);
+                }
+            },
+        });
+
     /// <summary>Maps the whole publisher API under <c>/__api__</c>.</summary>
     public static IEndpointRouteBuilder MapConnectApi(this IEndpointRouteBuilder app)
     {

@@ -59,6 +59,7 @@ public static class ConnectServer
                 app.Services.GetRequiredService<ServerUrl>().SetListeningAddress(address.Replace("://0.0.0.0", "://127.0.0.1").Replace("://[::]", "://127.0.0.1"));
             }
         });
+        app.UseConnectApiErrors();
         app.MapGet("/__ping__", () => TypedResults.Json(new { }));
         app.MapConnectApi();
         ContentFrontEnd.Map(app);

@@ -179,7 +179,10 @@ public static class BundleApi
         await store.DeleteBundleAsync(item.Guid, bundleId, context.RequestAborted);
         foreach (var file in new[] { paths.BundleArchive(item.Guid, bundleId), paths.LaunchPlan(item.Guid, bundleId) })
         {
-            File.Delete(file);
+            if (File.Exists(file))
+            {
+                File.Delete(file);
+            }
         }
         foreach (var dir in new[] { paths.BundleDirectory(item.Guid, bundleId), paths.OutputDirectory(item.Guid, bundleId) })
         {

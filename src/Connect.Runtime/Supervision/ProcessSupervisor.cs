@@ -78,6 +78,7 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _idleLoop;
     private IProcessOwner? _owner;
+    private int _disposed;
 
     public ProcessSupervisor(TimeProvider time, ILogger<ProcessSupervisor> logger, TimeSpan? idleCheckInterval = null)
     {
@@ -204,6 +205,11 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Called by the node's shutdown and again by the container: only the first call does the work.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _stopping.CancelAsync();
         await _idleLoop;
         await Task.WhenAll(_processes.Values.Select(p => p.Handle.StopAsync(TimeSpan.FromSeconds(5))));

@@ -129,8 +129,8 @@ public sealed partial class ContentFrontEnd(
         var remainder = "/" + path;
         for (var attempt = 0; attempt < 2; attempt++)
         {
-            var (process, failure) = await ChooseProcessAsync(item, context.RequestAborted);
-            if (process is null)
+            var (choice, failure) = await ChooseProcessAsync(item);
+            if (choice is not { } chosen)
             {
                 // The log can hold paths and data of the app: only the item's owner and editors see it.
                 var page = failure is { } f
@@ -139,11 +139,11 @@ public sealed partial class ContentFrontEnd(
                 await page.ExecuteAsync(context);
                 return;
             }
-            var (supervised, policy) = process.Value;
-            using (supervised.Enter(time))
+            var (process, policy, connection) = chosen;
+            using (connection)
             {
                 var config = new ForwarderRequestConfig { ActivityTimeout = Timeout(policy.ConnectionTimeout) };
-                var error = await forwarder.SendAsync(context, $"http://127.0.0.1:{supervised.Port}", invoker.Invoker, config,
+                var error = await forwarder.SendAsync(context, $"http://127.0.0.1:{process.Port}", invoker.Invoker, config,
                     new ContentTransformer(remainder, publicBase));
                 if (error == ForwarderError.None)
                 {
@@ -154,7 +154,7 @@ public sealed partial class ContentFrontEnd(
                 if (error == ForwarderError.Request && failed?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused } && !context.Response.HasStarted && attempt == 0)
                 {
                     // The process went away under us: forget it and try another (or a fresh one) once.
-                    cache.ForgetProcess(item.Guid, supervised.Id);
+                    cache.ForgetProcess(item.Guid, process.Id);
                     context.Response.Clear();
                     continue;
                 }
@@ -174,47 +174,54 @@ public sealed partial class ContentFrontEnd(
         serverUrl.Configured ?? $"{context.Request.Scheme}://{context.Request.Host}{context.Request.PathBase}";
 
     /// <summary>
-    /// Picks the least-loaded local process under the load factor; otherwise asks the ContentGrain, which may
-    /// start one (up to max_processes); otherwise the least-loaded process under max_conns_per_process.
+    /// The scheduler's routing step. Prefer the least-loaded known process under the load factor; otherwise ask
+    /// the ContentGrain, which hands out a process the caller has not seen saturated or starts one while under
+    /// max_processes; otherwise take the least-loaded process under max_conns_per_process; otherwise nothing
+    /// (503). A connection is only counted against a process with room, atomically.
     /// </summary>
-    private async Task<((SupervisedProcess Process, ScalingPolicy Policy)? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item, CancellationToken ct)
+    private async Task<(Chosen? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item)
     {
-        var route = cache.GetRoute(item.Guid);
         var saturated = new List<Guid>();
-        if (route is not null)
+        var route = cache.GetRoute(item.Guid);
+        if (route is not null && TryTake(item.Guid, route.Processes, route.Policy, underLoadFactor: true, saturated) is { } cached)
         {
-            var pick = Pick(item.Guid, route.Processes, route.Policy, underLoadFactor: true, saturated);
-            if (pick is not null)
+            return (cached, null);
+        }
+        // Each round either takes a process, learns one more saturated process, or ends: bounded by max_processes.
+        for (var round = 0; round < 64; round++)
+        {
+            ProcessRoute fresh;
+            try
             {
-                return ((pick, route.Policy), null);
+                fresh = await grains.GetGrain<IContentGrain>(item.Guid).AcquireProcessAsync(saturated);
             }
+            catch (ContentNotFoundException)
+            {
+                return (null, new Failure(404, "Not found", "There is no content at this address.", []));
+            }
+            cache.SetRoute(item.Guid, fresh);
+            var policy = fresh.Policy!;
+            if (fresh.Error is not null)
+            {
+                return (null, new Failure(502, "This application failed to start", fresh.Error, fresh.LogTail));
+            }
+            if (fresh.Process is { } assigned && !saturated.Contains(assigned.ProcessId))
+            {
+                if (TryTake(item.Guid, [assigned], policy, underLoadFactor: true, saturated) is { } taken)
+                {
+                    return (taken, null);
+                }
+                continue;
+            }
+            return (TryTake(item.Guid, fresh.All, policy, underLoadFactor: false, []), null);
         }
-        ProcessRoute fresh;
-        try
-        {
-            fresh = await grains.GetGrain<IContentGrain>(item.Guid).AcquireProcessAsync(saturated);
-        }
-        catch (ContentNotFoundException)
-        {
-            return (null, new Failure(404, "Not found", "There is no content at this address.", []));
-        }
-        cache.SetRoute(item.Guid, fresh);
-        var policy = fresh.Policy!;
-        if (fresh.Process is { } assigned && supervisor.TryGet(assigned.ProcessId, out var started))
-        {
-            return ((started, policy), null);
-        }
-        if (fresh.Error is not null)
-        {
-            return (null, new Failure(502, "This application failed to start", fresh.Error, fresh.LogTail));
-        }
-        var fallback = Pick(item.Guid, fresh.All, policy, underLoadFactor: false, []);
-        return fallback is null ? (null, null) : ((fallback, policy), null);
+        return (null, null);
     }
 
-    private SupervisedProcess? Pick(Guid content, IReadOnlyList<ProcessEndpoint> processes, ScalingPolicy policy, bool underLoadFactor, List<Guid> saturated)
+    private Chosen? TryTake(Guid content, IReadOnlyList<ProcessEndpoint> processes, ScalingPolicy policy, bool underLoadFactor, List<Guid> saturated)
     {
-        SupervisedProcess? best = null;
+        var limit = underLoadFactor ? Math.Max(1, (int)Math.Ceiling(policy.LoadFactor * policy.MaxConnsPerProcess)) : policy.MaxConnsPerProcess;
+        var candidates = new List<SupervisedProcess>();
         foreach (var endpoint in processes)
         {
             if (!supervisor.TryGet(endpoint.ProcessId, out var process))
@@ -223,22 +230,20 @@ public sealed partial class ContentFrontEnd(
                 cache.ForgetProcess(content, endpoint.ProcessId);
                 continue;
             }
-            var conns = process.Connections;
-            var fits = underLoadFactor
-                ? conns < Math.Max(1.0, policy.LoadFactor * policy.MaxConnsPerProcess)
-                : conns < policy.MaxConnsPerProcess;
-            if (!fits)
-            {
-                saturated.Add(endpoint.ProcessId);
-                continue;
-            }
-            if (best is null || conns < best.Connections)
-            {
-                best = process;
-            }
+            candidates.Add(process);
         }
-        return best;
+        foreach (var process in candidates.OrderBy(p => p.Connections))
+        {
+            if (process.TryEnter(Math.Min(limit, policy.MaxConnsPerProcess), time, out var scope))
+            {
+                return new Chosen(process, policy, scope);
+            }
+            saturated.Add(process.Id);
+        }
+        return null;
     }
+
+    private readonly record struct Chosen(SupervisedProcess Process, ScalingPolicy Policy, SupervisedProcess.ConnectionScope Connection);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Forwarding to content {Content} failed: {Error} {Detail}")]
     private static partial void LogForwardError(ILogger logger, Guid content, ForwarderError error, string? detail);

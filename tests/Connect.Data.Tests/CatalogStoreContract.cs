@@ -162,24 +162,30 @@ public abstract class CatalogStoreContract
             others.Add(await OpenSameDatabaseAsync(store));
         }
 
-        var attempts = Enumerable.Range(0, 8)
-            .Select(i => Task.Run(async () =>
+        // Several rounds, all attempts released at once: the race between a name check and its insert is narrow.
+        for (var round = 0; round < 20; round++)
+        {
+            var name = $"racer{round}";
+            var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var attempts = Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
             {
+                await gate.Task;
                 try
                 {
-                    return (object)await others[i % others.Count].CreateUserAsync(new NewUser("racer", UserRoles.Publisher, T0));
+                    return (object)await others[i % others.Count].CreateUserAsync(new NewUser(name, UserRoles.Publisher, T0));
                 }
                 catch (Exception e)
                 {
                     return e;
                 }
-            }))
-            .ToArray();
-        var results = await Task.WhenAll(attempts);
+            })).ToArray();
+            gate.SetResult();
+            var results = await Task.WhenAll(attempts);
 
-        Assert.Single(results.OfType<UserInfo>());
-        Assert.All(results.Where(r => r is not UserInfo), r => Assert.IsType<CatalogConflictException>(r));
-        Assert.Equal(1, await store.CountUsersAsync());
+            Assert.Single(results.OfType<UserInfo>());
+            Assert.All(results.Where(r => r is not UserInfo), r => Assert.IsType<CatalogConflictException>(r));
+        }
+        Assert.Equal(20, await store.CountUsersAsync());
     }
 
     [Fact]
@@ -732,11 +738,12 @@ public abstract class CatalogStoreContract
         var sealedValue = box.Seal("postgres://user:pässwörd@db/x");
         var binary = Enumerable.Range(0, 256).Select(i => (byte)i).ToArray();
 
-        var names = await store.UpdateEnvironmentAsync(item.Guid, [new("DATABASE", sealedValue), new("BINARY", binary), new("EMPTYISH", [0])], replaceAll: false);
+        var names = await store.UpdateEnvironmentAsync(item.Guid, [new("DATABASE", sealedValue), new("BINARY", binary), new("EMPTYISH", [0]), new("EMPTY", [])], replaceAll: false);
 
-        Assert.Equal(["BINARY", "DATABASE", "EMPTYISH"], names);
+        Assert.Equal(["BINARY", "DATABASE", "EMPTY", "EMPTYISH"], names);
         var env = await store.GetEnvironmentAsync(item.Guid);
-        Assert.Equal(3, env.Count);
+        Assert.Equal(4, env.Count);
+        Assert.Empty(env["EMPTY"]);
         Assert.Equal(sealedValue, env["DATABASE"]);
         Assert.Equal(binary, env["BINARY"]);
         Assert.Equal(new byte[] { 0 }, env["EMPTYISH"]);

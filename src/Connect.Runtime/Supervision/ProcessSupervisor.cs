@@ -46,12 +46,27 @@ public sealed class SupervisedProcess
     public DateTimeOffset LastActivity => new(Interlocked.Read(ref _lastActivityTicks), TimeSpan.Zero);
     internal bool Stopping { get; set; }
 
-    /// <summary>Counts a connection (an HTTP request or a WebSocket session) until the returned scope is disposed.</summary>
-    public ConnectionScope Enter(TimeProvider time)
+    /// <summary>
+    /// Counts a connection (an HTTP request or a WebSocket session) until the returned scope is disposed, unless
+    /// the process already has <paramref name="limit"/> connections: the check and the count are one atomic step,
+    /// so max_conns_per_process holds under concurrent requests.
+    /// </summary>
+    public bool TryEnter(int limit, TimeProvider time, out ConnectionScope scope)
     {
-        Interlocked.Increment(ref _connections);
-        Interlocked.Exchange(ref _lastActivityTicks, time.GetUtcNow().UtcTicks);
-        return new ConnectionScope(this, time);
+        var current = Volatile.Read(ref _connections);
+        while (current < limit)
+        {
+            var seen = Interlocked.CompareExchange(ref _connections, current + 1, current);
+            if (seen == current)
+            {
+                Interlocked.Exchange(ref _lastActivityTicks, time.GetUtcNow().UtcTicks);
+                scope = new ConnectionScope(this, time);
+                return true;
+            }
+            current = seen;
+        }
+        scope = default;
+        return false;
     }
 
     internal void Leave(TimeProvider time)

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Connect.Server.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Connect.Server.Tests.EndToEnd;
+
+/// <summary>Processes start on the first request, respect the scaling policy, and stop when idle.</summary>
+public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutputHelper output) : IClassFixture<ConnectServerFixture>
+{
+    private static readonly Dictionary<string, string> App = new()
+    {
+        ["app.py"] = """
+            import os, time
+            from flask import Flask, jsonify, request
+
+            app = Flask(__name__)
+
+            @app.get("/pid")
+            def pid():
+                return jsonify(pid=os.getpid())
+
+            @app.get("/sleep")
+            def sleep():
+                time.sleep(float(request.args.get("s", "1")))
+                return jsonify(pid=os.getpid())
+            """,
+        ["requirements.txt"] = "",
+    };
+
+    private async Task<string> DeployAsync(string name, JsonObject settings)
+    {
+        var guid = (await server.Admin.CreateContentAsync(name, "all", settings))["guid"]!.GetValue<string>();
+        await server.Admin.DeployAsync(guid, Bundles.Create("python-api", App, entrypoint: "app", pythonVersion: "3.11.2"));
+        return guid;
+    }
+
+    private async Task<List<JsonObject>> JobsAsync(string guid) =>
+        (await server.Admin.GetFromJsonAsync<JsonArray>($"__api__/v1/content/{guid}/jobs"))!.Select(j => j!.AsObject()).ToList();
+
+    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await probe() is { } value)
+            {
+                return value;
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"timed out waiting for {what}");
+    }
+
+    private static bool ProcessExists(int pid) => Directory.Exists($"/proc/{pid}");
+
+    private async Task<int> PidAsync(string guid, string path = "pid") =>
+        (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/{path}"))!["pid"]!.GetValue<int>();
+
+    [Fact]
+    public async Task A_cold_start_serves_the_first_request_and_an_idle_process_is_stopped()
+    {
+        var guid = await DeployAsync("life-idle", new JsonObject { ["idle_timeout"] = 2 });
+        Assert.Empty(await JobsAsync(guid));
+
+        var clock = Stopwatch.StartNew();
+        var pid = await PidAsync(guid);
+        output.WriteLine($"cold start to first response: {clock.ElapsedMilliseconds} ms");
+        Assert.True(ProcessExists(pid));
+        var job = Assert.Single(await JobsAsync(guid));
+        Assert.Equal(0, job["status"]!.GetValue<int>());
+        Assert.Equal("run_python_api", job["tag"]!.GetValue<string>());
+        Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), job["pid"]!.GetValue<string>());
+        Assert.Equal(pid, await PidAsync(guid));
+
+        // With no connections for idle_timeout, the supervisor stops the process and the job is closed.
+        var finished = await EventuallyAsync(async () => (await JobsAsync(guid)).FirstOrDefault(j => j["status"]!.GetValue<int>() != 0),
+            TimeSpan.FromSeconds(30), "the idle process to stop");
+        Assert.NotNull(finished["end_time"]);
+        await EventuallyAsync(() => Task.FromResult(ProcessExists(pid) ? null : "gone"), TimeSpan.FromSeconds(10), "the OS process to exit");
+
+        var second = await PidAsync(guid);
+        Assert.NotEqual(pid, second);
+        Assert.Equal(2, (await JobsAsync(guid)).Count);
+    }
+
+    [Fact]
+    public async Task Max_processes_and_max_conns_per_process_hold_and_excess_is_503()
+    {
+        var guid = await DeployAsync("life-limits", new JsonObject { ["max_processes"] = 2, ["max_conns_per_process"] = 1, ["load_factor"] = 1.0 });
+        var a = server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/sleep?s=6");
+        var b = server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/sleep?s=6");
+        await EventuallyAsync(async () => (await JobsAsync(guid)).Count(j => j["status"]!.GetValue<int>() == 0 && j["pid"] is not null) == 2 ? "two" : null,
+            TimeSpan.FromSeconds(20), "two processes");
+        // Both processes hold their one connection: a third concurrent connection has nowhere to go.
+        await EventuallyAsync(async () =>
+        {
+            using var c = await server.Anonymous.GetAsync($"content/{guid}/pid");
+            return c.StatusCode == HttpStatusCode.ServiceUnavailable ? "busy" : null;
+        }, TimeSpan.FromSeconds(3), "a 503 while both processes are busy");
+
+        var pids = (await Task.WhenAll(a, b)).Select(r => r!["pid"]!.GetValue<int>()).ToHashSet();
+        Assert.Equal(2, pids.Count);
+        Assert.Contains(await PidAsync(guid), pids);
+        Assert.Equal(2, (await JobsAsync(guid)).Count);
+    }
+
+    [Fact]
+    public async Task Min_processes_start_without_a_request_and_survive_idleness()
+    {
+        var guid = await DeployAsync("life-min", new JsonObject { ["min_processes"] = 1, ["idle_timeout"] = 1 });
+        var job = await EventuallyAsync(async () => (await JobsAsync(guid)).FirstOrDefault(j => j["status"]!.GetValue<int>() == 0 && j["pid"] is not null),
+            TimeSpan.FromSeconds(20), "the minimum process");
+        var pid = int.Parse(job["pid"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(pid, await PidAsync(guid));
+
+        // Several idle timeouts pass; the one process the item must keep is still the same one.
+        var until = DateTime.UtcNow.AddSeconds(4);
+        while (DateTime.UtcNow < until)
+        {
+            Assert.True(ProcessExists(pid));
+            await Task.Delay(250);
+        }
+        Assert.Equal(pid, await PidAsync(guid));
+        Assert.Single(await JobsAsync(guid));
+    }
+
+    [Fact]
+    public async Task Deleting_a_job_kills_its_process_and_the_next_request_starts_another()
+    {
+        var guid = await DeployAsync("life-kill", new JsonObject());
+        var pid = await PidAsync(guid);
+        var job = Assert.Single(await JobsAsync(guid));
+        using var kill = await server.Admin.DeleteAsync($"__api__/v1/content/{guid}/jobs/{job["key"]}");
+        Assert.Equal(HttpStatusCode.OK, kill.StatusCode);
+        Assert.Equal("Order to kill job registered", (await kill.Content.ReadFromJsonAsync<JsonObject>())!["result"]!.GetValue<string>());
+        await EventuallyAsync(() => Task.FromResult(ProcessExists(pid) ? null : "gone"), TimeSpan.FromSeconds(10), "the killed process to exit");
+        Assert.NotEqual(pid, await PidAsync(guid));
+    }
+
+    [Fact]
+    public async Task Changing_environment_variables_restarts_the_processes()
+    {
+        var guid = await DeployAsync("life-env", new JsonObject());
+        var pid = await PidAsync(guid);
+        using var env = await server.Admin.PatchAsync($"__api__/v1/content/{guid}/environment",
+            ConnectClient.Json(JsonNode.Parse("""[{"name":"_CONNECT_RESTART_TMP_1","value":"1"}]""")!));
+        env.EnsureSuccessStatusCode();
+        await EventuallyAsync(() => Task.FromResult(ProcessExists(pid) ? null : "gone"), TimeSpan.FromSeconds(10), "the old process to stop");
+        Assert.NotEqual(pid, await PidAsync(guid));
+    }
+}

@@ -163,7 +163,7 @@ public abstract class CatalogStoreContract
         }
 
         // Several rounds, all attempts released at once: the race between a name check and its insert is narrow.
-        for (var round = 0; round < 20; round++)
+        for (var round = 0; round < 30; round++)
         {
             var name = $"racer{round}";
             var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -185,7 +185,7 @@ public abstract class CatalogStoreContract
             Assert.Single(results.OfType<UserInfo>());
             Assert.All(results.Where(r => r is not UserInfo), r => Assert.IsType<CatalogConflictException>(r));
         }
-        Assert.Equal(20, await store.CountUsersAsync());
+        Assert.Equal(30, await store.CountUsersAsync());
     }
 
     [Fact]

@@ -81,7 +81,11 @@ public sealed class SqliteCatalogStore : ICatalogStore
     public async Task<UserInfo> CreateUserAsync(NewUser user, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct);
-        return await InsertUser(c, null, user, ct);
+        // IMMEDIATE transaction: the name check and the insert cannot interleave with a racing insert of the same name.
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        var created = await InsertUser(c, tx, user, ct);
+        await tx.CommitAsync(ct);
+        return created;
     }
 
     private static async Task<UserInfo> InsertUser(SqliteConnection c, SqliteTransaction? tx, NewUser user, CancellationToken ct)

@@ -43,8 +43,12 @@ public sealed class OrleansOptions
     /// <summary>Longest a grain call may take; covers a process start up to its init_timeout. Default 300 s.</summary>
     public int ResponseTimeoutSeconds { get; set; } = 300;
 
+    /// <summary>How long an unused grain activation is kept before it is collected. Default 900 s (Orleans' own default).</summary>
+    public int CollectionAgeSeconds { get; set; } = 900;
+
     public IEnumerable<string> Validate()
     {
+        if (CollectionAgeSeconds < 2) yield return "Orleans:CollectionAgeSeconds must be at least 2.";
         if (SiloPort is < 1 or > 65535) yield return "Orleans:SiloPort must be a TCP port (1-65535).";
         if (string.IsNullOrWhiteSpace(ServiceId)) yield return "Orleans:ServiceId must be set.";
         if (string.IsNullOrWhiteSpace(ClusterId)) yield return "Orleans:ClusterId must be set.";

@@ -47,6 +47,11 @@ public static class ConnectServer
             // Single node: the silo is its own cluster on loopback; no gateway, since clients are in-process.
             silo.UseLocalhostClustering(siloPort: config.Orleans.SiloPort, gatewayPort: 0, serviceId: config.Orleans.ServiceId, clusterId: config.Orleans.ClusterId);
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(config.Orleans.ResponseTimeoutSeconds));
+            silo.Configure<GrainCollectionOptions>(o =>
+            {
+                o.CollectionAge = TimeSpan.FromSeconds(config.Orleans.CollectionAgeSeconds);
+                o.CollectionQuantum = TimeSpan.FromSeconds(Math.Min(60, config.Orleans.CollectionAgeSeconds / 2.0));
+            });
         });
         builder.Services.AddHostedService<NodeStartup>();
 

@@ -37,6 +37,7 @@ public sealed partial class ContentGrain(
     private ScalingPolicy _policy = new SchedulerDefaults().Resolve(RuntimeSettings.Empty);
     private (string Error, IReadOnlyList<string> Tail, DateTimeOffset At)? _lastFailure;
     private Task _deployments = Task.CompletedTask;
+    private IGrainTimer? _keepAlive;
 
     private Guid Id => this.GetPrimaryKey();
 
@@ -160,6 +161,11 @@ public sealed partial class ContentGrain(
             await output.FlushAsync();
             await task.FinishAsync(1, "internal error while deploying: " + e.GetType().Name);
         }
+        finally
+        {
+            // Back to ordinary collection rules (processes hold the activation by their own timer).
+            DelayDeactivation(TimeSpan.Zero);
+        }
     }
 
     private async Task ActivateAsync(long bundleId, DeploymentOutcome outcome)
@@ -225,6 +231,7 @@ public sealed partial class ContentGrain(
         var processId = Guid.NewGuid();
         var entry = new ProcessEntry(processId, NewKey(), bundleId);
         _processes[processId] = entry;
+        UpdateKeepAlive();
         entry.Started = StartAndTrackAsync(entry);
         return entry;
     }
@@ -249,6 +256,7 @@ public sealed partial class ContentGrain(
         else
         {
             _processes.Remove(entry.Id);
+            UpdateKeepAlive();
             if (!result.Started)
             {
                 _lastFailure = (result.Error ?? "the process failed to start", result.LogTail, time.GetUtcNow());
@@ -274,6 +282,7 @@ public sealed partial class ContentGrain(
             return Task.FromResult(false);
         }
         _processes.Remove(processId);
+        UpdateKeepAlive();
         return Task.FromResult(true);
     }
 
@@ -281,6 +290,7 @@ public sealed partial class ContentGrain(
     {
         if (_processes.Remove(processId))
         {
+            UpdateKeepAlive();
             LogProcessExited(logger, Id, exitCode);
             await EnsureMinimumAsync();
         }
@@ -294,6 +304,7 @@ public sealed partial class ContentGrain(
             return false;
         }
         _processes.Remove(entry.Id);
+        UpdateKeepAlive();
         await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StopAsync();
         return true;
     }
@@ -320,6 +331,7 @@ public sealed partial class ContentGrain(
     {
         var entries = _processes.Values.ToArray();
         _processes.Clear();
+        UpdateKeepAlive();
         changes.Publish(Id);
         await Task.WhenAll(entries.Select(async e =>
         {
@@ -329,6 +341,24 @@ public sealed partial class ContentGrain(
                 await GrainFactory.GetGrain<IProcessGrain>(e.Id).StopAsync();
             }
         }));
+    }
+
+    /// <summary>
+    /// While the item has processes, its activation must stay: in the steady state the front end routes from its
+    /// cache and never calls the grain, and collecting the grain would stop processes that are serving.
+    /// </summary>
+    private void UpdateKeepAlive()
+    {
+        if (_processes.Count > 0 && _keepAlive is null)
+        {
+            _keepAlive = this.RegisterGrainTimer(static () => Task.CompletedTask,
+                new GrainTimerCreationOptions { DueTime = TimeSpan.FromMinutes(1), Period = TimeSpan.FromMinutes(1), KeepAlive = true, Interleave = true });
+        }
+        else if (_processes.Count == 0 && _keepAlive is not null)
+        {
+            _keepAlive.Dispose();
+            _keepAlive = null;
+        }
     }
 
     private static string NewKey() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));

@@ -37,7 +37,7 @@ public sealed partial class ContentGrain(
     private ScalingPolicy _policy = new SchedulerDefaults().Resolve(RuntimeSettings.Empty);
     private (string Error, IReadOnlyList<string> Tail, DateTimeOffset At)? _lastFailure;
     private Task _deployments = Task.CompletedTask;
-    private IGrainTimer? _keepAlive;
+    private int _deploying;
 
     private Guid Id => this.GetPrimaryKey();
 
@@ -52,6 +52,7 @@ public sealed partial class ContentGrain(
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        LogDeactivating(logger, Id, reason.ToString(), _processes.Count);
         // Processes must not outlive the grain that accounts for them.
         await StopAllAsync();
     }
@@ -132,8 +133,8 @@ public sealed partial class ContentGrain(
         var task = GrainFactory.GetGrain<ITaskGrain>(taskId);
         await using var output = new TaskOutput(task, time);
         var timeout = TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds);
-        // Keep this activation (and the processes it accounts for) alive while the build runs without calls.
-        DelayDeactivation(timeout + TimeSpan.FromMinutes(1));
+        _deploying++;
+        UpdateKeepAlive();
         try
         {
             output.Write($"Deploying bundle {bundleId} to content {Id}");
@@ -163,8 +164,8 @@ public sealed partial class ContentGrain(
         }
         finally
         {
-            // Back to ordinary collection rules (processes hold the activation by their own timer).
-            DelayDeactivation(TimeSpan.Zero);
+            _deploying--;
+            UpdateKeepAlive();
         }
     }
 
@@ -344,22 +345,12 @@ public sealed partial class ContentGrain(
     }
 
     /// <summary>
-    /// While the item has processes, its activation must stay: in the steady state the front end routes from its
-    /// cache and never calls the grain, and collecting the grain would stop processes that are serving.
+    /// While the item has processes or a deployment runs, its activation must stay: in the steady state the front
+    /// end routes from its cache and never calls the grain, and collecting the grain would stop processes that
+    /// are serving. Otherwise ordinary collection applies.
     /// </summary>
-    private void UpdateKeepAlive()
-    {
-        if (_processes.Count > 0 && _keepAlive is null)
-        {
-            _keepAlive = this.RegisterGrainTimer(static () => Task.CompletedTask,
-                new GrainTimerCreationOptions { DueTime = TimeSpan.FromMinutes(1), Period = TimeSpan.FromMinutes(1), KeepAlive = true, Interleave = true });
-        }
-        else if (_processes.Count == 0 && _keepAlive is not null)
-        {
-            _keepAlive.Dispose();
-            _keepAlive = null;
-        }
-    }
+    private void UpdateKeepAlive() =>
+        DelayDeactivation(_processes.Count > 0 || _deploying > 0 ? TimeSpan.MaxValue : TimeSpan.Zero);
 
     private static string NewKey() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
 
@@ -371,6 +362,9 @@ public sealed partial class ContentGrain(
         public Task<ProcessStartResult> Started { get; set; } = Task.FromResult(new ProcessStartResult());
         public ProcessEndpoint? Endpoint { get; set; }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: deactivating ({Reason}) with {Processes} processes")]
+    private static partial void LogDeactivating(ILogger logger, Guid content, string reason, int processes);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: bundle {BundleId} deployed")]
     private static partial void LogDeployed(ILogger logger, Guid content, long bundleId);

@@ -10,9 +10,16 @@ namespace Connect.Abstractions;
 [Alias("Connect.IContentGrain")]
 public interface IContentGrain : IGrainWithGuidKey
 {
+    /// <summary>Writes new settings over the row version the caller read and merged onto.</summary>
     /// <exception cref="ContentNotFoundException"/>
+    /// <exception cref="ContentConflictException">a name clash, or the row changed since <paramref name="expectedVersion"/></exception>
     [Alias("UpdateSettings")]
-    Task<ContentItem> UpdateSettingsAsync(ContentSettings settings);
+    Task<ContentItem> UpdateSettingsAsync(ContentSettings settings, long expectedVersion);
+
+    /// <summary>Removes a bundle that is neither active nor being deployed, with its files.</summary>
+    /// <exception cref="ContentConflictException"/>
+    [Alias("DeleteBundle")]
+    Task DeleteBundleAsync(long bundleId);
 
     /// <summary>Stops every process, removes the catalog row and the item's files.</summary>
     [Alias("Delete")]

@@ -63,6 +63,8 @@ public interface ICatalogStore
     Task FinishJobAsync(string key, int? exitCode, DateTimeOffset endTime, CancellationToken ct = default);
     Task<IReadOnlyList<JobInfo>> ListJobsAsync(Guid contentGuid, CancellationToken ct = default);
     Task<JobInfo?> GetJobAsync(Guid contentGuid, string key, CancellationToken ct = default);
+    /// <summary>Jobs of this host still recorded as active.</summary>
+    Task<IReadOnlyList<JobInfo>> ListActiveJobsAsync(string hostname, CancellationToken ct = default);
     /// <summary>Marks every job of this host that is still active as finished: their processes died with the node.</summary>
     Task<int> FinishOrphanedJobsAsync(string hostname, DateTimeOffset now, CancellationToken ct = default);
 }

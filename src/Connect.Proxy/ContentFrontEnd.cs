@@ -126,7 +126,10 @@ public sealed partial class ContentFrontEnd(
     private async Task ForwardAsync(HttpContext context, ContentItem item, string path, UserInfo? caller)
     {
         var publicBase = $"{PublicBase(context)}/content/{item.Guid:D}";
-        var remainder = "/" + path;
+        // The route value is decoded; forward the request's own path below the prefix, re-escaped, so that an
+        // encoded '?', '#' or '%' reaches the app as the viewer sent it.
+        context.Request.Path.StartsWithSegments($"/content/{context.Request.RouteValues["guid"]}", out var rest);
+        var remainder = rest.HasValue ? rest.ToUriComponent() : "/";
         for (var attempt = 0; attempt < 2; attempt++)
         {
             var (choice, failure) = await ChooseProcessAsync(item);
@@ -228,6 +231,7 @@ public sealed partial class ContentFrontEnd(
             {
                 // Gone (idle stop, exit) or on another node; cross-node forwarding arrives with cluster mode.
                 cache.ForgetProcess(content, endpoint.ProcessId);
+                saturated.Add(endpoint.ProcessId);
                 continue;
             }
             candidates.Add(process);

@@ -25,7 +25,14 @@ public sealed record ConnectConfiguration(
     }
 
     public IReadOnlyList<string> Validate() =>
-        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate()];
+        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. CrossChecks()];
+
+    private IEnumerable<string> CrossChecks()
+    {
+        // A process start is one grain call that lasts up to init_timeout; it must end before the call times out.
+        if (Scheduler.MaxInitTimeout + 30 > Orleans.ResponseTimeoutSeconds)
+            yield return "Orleans:ResponseTimeoutSeconds must exceed Scheduler:MaxInitTimeout by at least 30 s.";
+    }
 }
 
 /// <summary>Cluster settings, config section "Orleans". Single-node defaults need nothing set.</summary>

@@ -14,6 +14,7 @@ public sealed partial class NodeStartup(
     ProcessSupervisor supervisor,
     GrainProcessOwner owner,
     ContentProcessHost host,
+    Connect.Core.Hosting.DataPaths paths,
     IGrainFactory grains,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
@@ -21,6 +22,23 @@ public sealed partial class NodeStartup(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         supervisor.SetOwner(owner);
+        foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
+        {
+            if (job.Pid is { } pid && job.BundleId is { } bundleId && IsOurProcess(pid, paths.BundleDirectory(job.ContentGuid, bundleId)))
+            {
+                // Content processes run in their own session and outlive a crashed server: end them before anything new starts.
+                try
+                {
+                    using var orphan = System.Diagnostics.Process.GetProcessById(pid);
+                    orphan.Kill(entireProcessTree: true);
+                    LogOrphanKilled(logger, pid, job.ContentGuid);
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                    // Exited meanwhile.
+                }
+            }
+        }
         var orphans = await store.FinishOrphanedJobsAsync(host.NodeName, time.GetUtcNow(), cancellationToken);
         if (orphans > 0)
         {
@@ -32,7 +50,28 @@ public sealed partial class NodeStartup(
         }
     }
 
+    /// <summary>A pid is reused by the OS: only a process whose command line names the job's bundle directory is the job's.</summary>
+    private static bool IsOurProcess(int pid, string bundleDirectory)
+    {
+        try
+        {
+            var cmdline = File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+            return cmdline.Contains(bundleDirectory, StringComparison.Ordinal);
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public async Task StopAsync(CancellationToken cancellationToken) => await supervisor.DisposeAsync();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Killed process {Pid} of content {Content} left running by a previous run of this node")]
+    private static partial void LogOrphanKilled(ILogger logger, int pid, Guid content);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Marked {Count} jobs of a previous run of this node as finished")]
     private static partial void LogOrphans(ILogger logger, int count);

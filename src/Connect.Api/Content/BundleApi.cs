@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
+using Connect.Abstractions;
 using Connect.Api.Auth;
 using Connect.Api.Http;
 using Connect.Core.Hosting;
@@ -161,7 +162,7 @@ public static class BundleApi
         return TypedResults.PhysicalFile(path, "application/gzip", $"bundle-{bundle!.Id}.tar.gz");
     }
 
-    private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, DataPaths paths, string guid, string id)
+    private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, IGrainFactory grains, string guid, string id)
     {
         var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
         if (error is not null)
@@ -172,24 +173,17 @@ public static class BundleApi
         {
             return ApiErrors.NotFoundError("bundle");
         }
-        if (item.BundleId == bundleId)
+        try
         {
-            return ApiErrors.BadRequestError("The active bundle cannot be deleted; deploy another bundle first.");
+            await grains.GetGrain<IContentGrain>(item.Guid).DeleteBundleAsync(bundleId);
         }
-        await store.DeleteBundleAsync(item.Guid, bundleId, context.RequestAborted);
-        foreach (var file in new[] { paths.BundleArchive(item.Guid, bundleId), paths.LaunchPlan(item.Guid, bundleId) })
+        catch (ContentConflictException e)
         {
-            if (File.Exists(file))
-            {
-                File.Delete(file);
-            }
+            return ApiErrors.BadRequestError(char.ToUpperInvariant(e.Message[0]) + e.Message[1..] + ".");
         }
-        foreach (var dir in new[] { paths.BundleDirectory(item.Guid, bundleId), paths.OutputDirectory(item.Guid, bundleId) })
+        catch (ContentNotFoundException)
         {
-            if (Directory.Exists(dir))
-            {
-                Directory.Delete(dir, recursive: true);
-            }
+            return ApiErrors.NotFoundError("content");
         }
         return TypedResults.NoContent();
     }

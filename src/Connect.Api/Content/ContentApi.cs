@@ -122,7 +122,7 @@ public static class ContentApi
         }
         try
         {
-            var updated = await grains.GetGrain<IContentGrain>(item.Guid).UpdateSettingsAsync(settings);
+            var updated = await grains.GetGrain<IContentGrain>(item.Guid).UpdateSettingsAsync(settings, item.RowVersion);
             return TypedResults.Json(ContentJson.From(updated, caller, PublicUrls.Base(context)), ApiJson.Options);
         }
         catch (ContentConflictException e)

@@ -167,6 +167,10 @@ public static class ContentJson
                 return $"{name} must not be negative.";
             }
         }
+        if (r.InitTimeout > scheduler.MaxInitTimeout)
+        {
+            return $"init_timeout must be at most {scheduler.MaxInitTimeout} on this server.";
+        }
         if (r.MaxProcesses is < 1)
         {
             return "max_processes must be at least 1.";

@@ -23,7 +23,7 @@ public static class TaskApi
     private static async Task<IResult> Get(HttpContext context, IGrainFactory grains, string id, int? first, double? wait)
     {
         var caller = await ApiAuth.UserAsync(context);
-        var waitFor = TimeSpan.FromSeconds(Math.Clamp(wait ?? 0, 0, MaxWait.TotalSeconds));
+        var waitFor = TimeSpan.FromSeconds(wait is { } w && double.IsFinite(w) ? Math.Clamp(w, 0, MaxWait.TotalSeconds) : 0);
         var snapshot = await grains.GetGrain<ITaskGrain>(id).PollAsync(first, waitFor);
         if (snapshot is null || (snapshot.UserGuid != caller.Guid && !caller.IsAdmin))
         {

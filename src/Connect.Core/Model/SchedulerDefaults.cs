@@ -19,6 +19,8 @@ public sealed class SchedulerDefaults
     public int ConnectionTimeout { get; set; } = 3600;
     /// <summary>Seconds a proxied connection may go without data from the client (0 = never). Default 3600.</summary>
     public int ReadTimeout { get; set; } = 3600;
+    /// <summary>Upper bound publishers may set for init_timeout, in seconds. Default 240 (must stay below the grain-call timeout).</summary>
+    public int MaxInitTimeout { get; set; } = 240;
     /// <summary>Upper bound publishers may set for max_processes. Default 20.</summary>
     public int MaxProcessesLimit { get; set; } = 20;
 
@@ -31,7 +33,7 @@ public sealed class SchedulerDefaults
             MaxConnsPerProcess: Math.Max(1, s.MaxConnsPerProcess ?? MaxConnsPerProcess),
             LoadFactor: Math.Clamp(s.LoadFactor ?? LoadFactor, 0.0, 1.0),
             IdleTimeout: TimeSpan.FromSeconds(Math.Max(0, s.IdleTimeout ?? IdleTimeout)),
-            InitTimeout: TimeSpan.FromSeconds(Math.Max(1, s.InitTimeout ?? InitTimeout)),
+            InitTimeout: TimeSpan.FromSeconds(Math.Clamp(s.InitTimeout ?? InitTimeout, 1, MaxInitTimeout)),
             ConnectionTimeout: TimeSpan.FromSeconds(Math.Max(0, s.ConnectionTimeout ?? ConnectionTimeout)),
             ReadTimeout: TimeSpan.FromSeconds(Math.Max(0, s.ReadTimeout ?? ReadTimeout)));
     }
@@ -45,6 +47,7 @@ public sealed class SchedulerDefaults
         if (LoadFactor is < 0 or > 1) yield return "Scheduler:LoadFactor must be between 0 and 1.";
         if (IdleTimeout < 0) yield return "Scheduler:IdleTimeout must be >= 0.";
         if (InitTimeout < 1) yield return "Scheduler:InitTimeout must be >= 1.";
+        if (MaxInitTimeout < InitTimeout) yield return "Scheduler:MaxInitTimeout must be >= Scheduler:InitTimeout.";
         if (ConnectionTimeout < 0) yield return "Scheduler:ConnectionTimeout must be >= 0.";
         if (ReadTimeout < 0) yield return "Scheduler:ReadTimeout must be >= 0.";
     }

@@ -21,7 +21,12 @@ public sealed class SqliteCatalogStore : ICatalogStore
         }.ToString();
     }
 
-    private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
+    /// <summary>
+    /// Opens a connection on a thread-pool thread. Microsoft.Data.Sqlite's "async" methods run synchronously, so
+    /// every method awaits this with ConfigureAwait(false): the SQL that follows runs on the pool, never on the
+    /// scheduler of the grain that called (a busy database may wait up to its busy timeout).
+    /// </summary>
+    private Task<SqliteConnection> OpenAsync(CancellationToken ct) => Task.Run(async () =>
     {
         var connection = new SqliteConnection(_connectionString);
         await connection.OpenAsync(ct);
@@ -30,11 +35,11 @@ public sealed class SqliteCatalogStore : ICatalogStore
         cmd.CommandText = "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;";
         await cmd.ExecuteNonQueryAsync(ct);
         return connection;
-    }
+    }, ct);
 
     public async Task MigrateAsync(CancellationToken ct = default)
     {
-        await using var connection = await OpenAsync(ct);
+        await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(connection, null, "PRAGMA journal_mode = WAL;", ct);
         await Exec(connection, null, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL);", ct);
         foreach (var (version, sql) in SqliteSchema.Migrations)
@@ -74,13 +79,13 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<int> CountUsersAsync(CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (int)(await Scalar<long?>(c, null, "SELECT COUNT(*) FROM users", ct) ?? 0);
     }
 
     public async Task<UserInfo> CreateUserAsync(NewUser user, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         // IMMEDIATE transaction: the name check and the insert cannot interleave with a racing insert of the same name.
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         var created = await InsertUser(c, tx, user, ct);
@@ -105,19 +110,19 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<UserInfo?> GetUserAsync(Guid guid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, $"SELECT {UserColumns} FROM users WHERE guid = $g", ReadUser, ct, ("$g", guid.ToString()))).FirstOrDefault();
     }
 
     public async Task<UserInfo?> GetUserByNameAsync(string username, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, $"SELECT {UserColumns} FROM users WHERE username = $u", ReadUser, ct, ("$u", username))).FirstOrDefault();
     }
 
     public async Task<IReadOnlyList<UserInfo>> ListUsersAsync(CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, $"SELECT {UserColumns} FROM users ORDER BY id", ReadUser, ct);
     }
 
@@ -126,7 +131,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await InsertKey(c, null, userGuid, name, keyHash, DateTimeOffset.UtcNow, ct);
     }
 
@@ -137,20 +142,20 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListApiKeysAsync(Guid userGuid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, "SELECT id, user_guid, name, created_time, last_used_time FROM api_keys WHERE user_guid = $u ORDER BY id",
             ReadKey, ct, ("$u", userGuid.ToString()));
     }
 
     public async Task<bool> DeleteApiKeyAsync(Guid userGuid, long keyId, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Exec(c, null, "DELETE FROM api_keys WHERE id = $i AND user_guid = $u", ct, ("$i", keyId), ("$u", userGuid.ToString())) > 0;
     }
 
     public async Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         var user = (await Query(c, null,
             $"SELECT {string.Join(", ", UserColumns.Split(", ").Select(col => "u." + col))} FROM api_keys k JOIN users u ON u.guid = k.user_guid WHERE k.key_hash = $h",
             ReadUser, ct, ("$h", keyHash))).FirstOrDefault();
@@ -166,7 +171,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<UserInfo?> BootstrapAdministratorAsync(NewUser admin, string keyName, string keyHash, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         // Microsoft.Data.Sqlite begins transactions IMMEDIATE: the write lock is taken up front, so two racing bootstraps cannot both see an empty table.
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         if ((await Scalar<long?>(c, tx, "SELECT COUNT(*) FROM users", ct) ?? 0) > 0)
@@ -244,7 +249,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<ContentItem> CreateContentAsync(ContentSettings settings, DateTimeOffset now, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         await EnsureNameFree(c, tx, settings, null, ct);
         var p = SettingsParameters(settings).Append(("$guid", Guid.NewGuid().ToString())).Append(("$now", Time(now))).ToArray();
@@ -259,13 +264,13 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<ContentItem?> GetContentAsync(Guid guid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, $"SELECT {ContentColumns} FROM content WHERE guid = $g", ReadContent, ct, ("$g", guid.ToString()))).FirstOrDefault();
     }
 
     public async Task<IReadOnlyList<ContentItem>> ListContentAsync(ContentQuery query, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null,
             $"SELECT {ContentColumns} FROM content WHERE ($n IS NULL OR name = $n) AND ($o IS NULL OR owner_guid = $o) ORDER BY id",
             ReadContent, ct, ("$n", query.Name), ("$o", query.OwnerGuid?.ToString()));
@@ -273,7 +278,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<ContentItem> UpdateContentSettingsAsync(Guid guid, ContentSettings settings, long expectedVersion, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         await EnsureNameFree(c, tx, settings, guid, ct);
         var p = SettingsParameters(settings).Append(("$guid", guid.ToString())).Append(("$ver", expectedVersion)).ToArray();
@@ -292,7 +297,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<ContentItem> ActivateBundleAsync(Guid guid, BundleActivation a, long expectedVersion, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         var rows = await Query(c, null,
             "UPDATE content SET bundle_id = $b, app_mode = $m, py_version = $py, entrypoint = $e, content_category = $cat, last_deployed_time = $t, " +
             $"row_version = row_version + 1 WHERE guid = $g AND row_version = $ver RETURNING {ContentColumns}", ReadContent, ct,
@@ -303,13 +308,13 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<bool> DeleteContentAsync(Guid guid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Exec(c, null, "DELETE FROM content WHERE guid = $g", ct, ("$g", guid.ToString())) > 0;
     }
 
     public async Task<IReadOnlyList<ContentItem>> ListContentNeedingProcessesAsync(CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, $"SELECT {ContentColumns} FROM content WHERE min_processes > 0 AND bundle_id IS NOT NULL", ReadContent, ct);
     }
 
@@ -331,7 +336,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<BundleInfo> AddBundleAsync(NewBundle b, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null,
             $"INSERT INTO bundles (content_guid, created_time, created_by, size, md5, sha1) VALUES ($c, $t, $by, $s, $md5, $sha1) RETURNING {BundleColumns}",
             ReadBundle, ct, ("$c", b.ContentGuid.ToString()), ("$t", Time(b.CreatedTime)), ("$by", b.CreatedBy?.ToString()),
@@ -340,26 +345,26 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<BundleInfo?> GetBundleAsync(Guid contentGuid, long bundleId, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, $"SELECT {BundleColumns} FROM bundles WHERE id = $i AND content_guid = $c", ReadBundle, ct,
             ("$i", bundleId), ("$c", contentGuid.ToString()))).FirstOrDefault();
     }
 
     public async Task<IReadOnlyList<BundleInfo>> ListBundlesAsync(Guid contentGuid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, $"SELECT {BundleColumns} FROM bundles WHERE content_guid = $c ORDER BY id", ReadBundle, ct, ("$c", contentGuid.ToString()));
     }
 
     public async Task<bool> DeleteBundleAsync(Guid contentGuid, long bundleId, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Exec(c, null, "DELETE FROM bundles WHERE id = $i AND content_guid = $c", ct, ("$i", bundleId), ("$c", contentGuid.ToString())) > 0;
     }
 
     public async Task SetBundlePythonVersionAsync(long bundleId, string? pyVersion, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "UPDATE bundles SET py_version = $p WHERE id = $i", ct, ("$p", pyVersion), ("$i", bundleId));
     }
 
@@ -367,7 +372,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<IReadOnlyList<string>> GetEnvironmentNamesAsync(Guid contentGuid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Names(c, null, contentGuid, ct);
     }
 
@@ -376,7 +381,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<IReadOnlyDictionary<string, byte[]>> GetEnvironmentAsync(Guid contentGuid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         var rows = await Query(c, null, "SELECT name, value FROM content_environment WHERE content_guid = $c", r => (r.GetString(0), (byte[])r.GetValue(1)), ct,
             ("$c", contentGuid.ToString()));
         return rows.ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
@@ -384,7 +389,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<IReadOnlyList<string>> UpdateEnvironmentAsync(Guid contentGuid, IReadOnlyList<KeyValuePair<string, byte[]?>> changes, bool replaceAll, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         var g = contentGuid.ToString();
         if (replaceAll)
@@ -426,21 +431,21 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task CreateTaskAsync(TaskInfo t, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "INSERT INTO tasks (id, content_guid, user_guid, kind, created_time) VALUES ($i, $c, $u, $k, $t)", ct,
             ("$i", t.Id), ("$c", t.ContentGuid?.ToString()), ("$u", t.UserGuid?.ToString()), ("$k", t.Kind), ("$t", Time(t.CreatedTime)));
     }
 
     public async Task<TaskInfo?> GetTaskAsync(string id, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, "SELECT id, content_guid, user_guid, kind, created_time, finished, code, error, finished_time FROM tasks WHERE id = $i",
             ReadTask, ct, ("$i", id))).FirstOrDefault();
     }
 
     public async Task AppendTaskOutputAsync(string id, int firstLine, IReadOnlyList<string> lines, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
         for (var i = 0; i < lines.Count; i++)
         {
@@ -453,14 +458,14 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<IReadOnlyList<string>> GetTaskOutputAsync(string id, int first, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, "SELECT line FROM task_output WHERE task_id = $i AND line_no >= $f ORDER BY line_no", r => r.GetString(0), ct,
             ("$i", id), ("$f", first));
     }
 
     public async Task FinishTaskAsync(string id, int code, string error, DateTimeOffset finishedTime, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "UPDATE tasks SET finished = 1, code = $c, error = $e, finished_time = $t WHERE id = $i", ct,
             ("$c", code), ("$e", error), ("$t", Time(finishedTime)), ("$i", id));
     }
@@ -487,7 +492,7 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task<JobInfo> AddJobAsync(NewJob j, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null,
             "INSERT INTO jobs (job_key, content_guid, bundle_id, pid, tag, start_time, hostname, log_file) VALUES ($k, $c, $b, $p, $tag, $t, $h, $l) " +
             $"RETURNING {JobColumns}", ReadJob, ct, ("$k", j.Key), ("$c", j.ContentGuid.ToString()), ("$b", j.BundleId), ("$p", j.Pid),
@@ -496,33 +501,40 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task SetJobPidAsync(string key, int pid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "UPDATE jobs SET pid = $p WHERE job_key = $k", ct, ("$p", pid), ("$k", key));
     }
 
     public async Task FinishJobAsync(string key, int? exitCode, DateTimeOffset endTime, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "UPDATE jobs SET status = $s, exit_code = $e, end_time = $t WHERE job_key = $k AND status = $active", ct,
             ("$s", JobStatus.Finished), ("$e", exitCode), ("$t", Time(endTime)), ("$k", key), ("$active", JobStatus.Active));
     }
 
     public async Task<IReadOnlyList<JobInfo>> ListJobsAsync(Guid contentGuid, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Query(c, null, $"SELECT {JobColumns} FROM jobs WHERE content_guid = $c ORDER BY id", ReadJob, ct, ("$c", contentGuid.ToString()));
     }
 
     public async Task<JobInfo?> GetJobAsync(Guid contentGuid, string key, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null, $"SELECT {JobColumns} FROM jobs WHERE content_guid = $c AND job_key = $k", ReadJob, ct,
             ("$c", contentGuid.ToString()), ("$k", key))).FirstOrDefault();
     }
 
+    public async Task<IReadOnlyList<JobInfo>> ListActiveJobsAsync(string hostname, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return await Query(c, null, $"SELECT {JobColumns} FROM jobs WHERE hostname = $h AND status = $active ORDER BY id", ReadJob, ct,
+            ("$h", hostname), ("$active", JobStatus.Active));
+    }
+
     public async Task<int> FinishOrphanedJobsAsync(string hostname, DateTimeOffset now, CancellationToken ct = default)
     {
-        await using var c = await OpenAsync(ct);
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Exec(c, null, "UPDATE jobs SET status = $s, end_time = $t WHERE hostname = $h AND status = $active", ct,
             ("$s", JobStatus.Finished), ("$t", Time(now)), ("$h", hostname), ("$active", JobStatus.Active));
     }

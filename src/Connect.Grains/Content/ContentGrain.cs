@@ -38,6 +38,10 @@ public sealed partial class ContentGrain(
     private (string Error, IReadOnlyList<string> Tail, DateTimeOffset At)? _lastFailure;
     private Task _deployments = Task.CompletedTask;
     private int _deploying;
+    private bool _deleting;
+    private long? _buildingBundle;
+    private CancellationTokenSource? _deployCancel;
+    private IGrainTimer? _retryMinimum;
 
     private Guid Id => this.GetPrimaryKey();
 
@@ -57,13 +61,18 @@ public sealed partial class ContentGrain(
         await StopAllAsync();
     }
 
-    private ContentItem Item => _item ?? throw new ContentNotFoundException($"content {Id} not found");
+    private ContentItem Item => _item is not null && !_deleting ? _item : throw new ContentNotFoundException($"content {Id} not found");
 
     // ------------------------------------------------------------------ settings
 
-    public async Task<ContentItem> UpdateSettingsAsync(ContentSettings settings)
+    public async Task<ContentItem> UpdateSettingsAsync(ContentSettings settings, long expectedVersion)
     {
         var before = Item;
+        // The caller merged its patch onto the row it read; writing it over a newer row would lose that change.
+        if (before.RowVersion != expectedVersion)
+        {
+            throw new ContentConflictException("the content changed while this request was being made; read it again and retry");
+        }
         try
         {
             _item = await store.UpdateContentSettingsAsync(Id, settings, before.RowVersion);
@@ -74,9 +83,9 @@ public sealed partial class ContentGrain(
         }
         catch (CatalogConcurrencyException)
         {
-            // Only this grain writes the row, so a version clash means the row is gone or was restored underneath.
-            _item = await store.GetContentAsync(Id) ?? throw new ContentNotFoundException($"content {Id} not found");
-            _item = await store.UpdateContentSettingsAsync(Id, settings, _item.RowVersion);
+            // Only this grain writes the row: a clash means it was changed underneath (e.g. restored); resync and refuse.
+            _item = await store.GetContentAsync(Id);
+            throw new ContentConflictException("the content changed while this request was being made; read it again and retry");
         }
         _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
         changes.Publish(Id);
@@ -91,7 +100,18 @@ public sealed partial class ContentGrain(
     public async Task DeleteAsync()
     {
         _ = Item;
+        // From here on the item is gone for every interleaved call: no new process, no new deployment.
+        _deleting = true;
+        _deployCancel?.Cancel();
         await StopAllAsync();
+        try
+        {
+            await _deployments;
+        }
+        catch (Exception e)
+        {
+            LogDeployCrashed(logger, e, Id);
+        }
         await store.DeleteContentAsync(Id);
         _item = null;
         changes.Publish(Id);
@@ -131,49 +151,78 @@ public sealed partial class ContentGrain(
             LogDeployCrashed(logger, e, Id);
         }
         var task = GrainFactory.GetGrain<ITaskGrain>(taskId);
-        await using var output = new TaskOutput(task, time);
+        var output = new TaskOutput(task, time);
         var timeout = TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds);
+        var code = 1;
+        var error = "";
         _deploying++;
+        _buildingBundle = bundleId;
         UpdateKeepAlive();
+        using var cts = new CancellationTokenSource(timeout, time);
+        _deployCancel = cts;
         try
         {
+            _ = Item;
             output.Write($"Deploying bundle {bundleId} to content {Id}");
-            using var cts = new CancellationTokenSource(timeout, time);
             // The pipeline is node-local file and process work with no grain state: run it off the grain scheduler.
             var outcome = await Task.Run(() => pipeline.RunAsync(Id, bundleId, output.Write, cts.Token), cts.Token);
             await ActivateAsync(bundleId, outcome);
             output.Write("Deployment completed successfully.");
-            await output.FlushAsync();
-            await task.FinishAsync(0, "");
+            code = 0;
             LogDeployed(logger, Id, bundleId);
         }
         catch (Exception e) when (e is DeploymentException or OperationCanceledException or ContentNotFoundException)
         {
-            var message = e is OperationCanceledException ? $"deployment timed out after {timeout.TotalSeconds:0} s" : e.Message;
-            output.Write("Error: " + message);
-            await output.FlushAsync();
-            await task.FinishAsync(1, message);
-            LogDeployFailed(logger, Id, bundleId, message);
+            error = e switch
+            {
+                OperationCanceledException when _deleting => "the content was deleted during the deployment",
+                OperationCanceledException => $"deployment timed out after {timeout.TotalSeconds:0} s",
+                _ => e.Message,
+            };
+            output.Write("Error: " + error);
+            LogDeployFailed(logger, Id, bundleId, error);
         }
         catch (Exception e)
         {
             LogDeployCrashed(logger, e, Id);
-            output.Write("Error: internal error while deploying; see the server log.");
-            await output.FlushAsync();
-            await task.FinishAsync(1, "internal error while deploying: " + e.GetType().Name);
+            error = "internal error while deploying; see the server log";
+            output.Write("Error: " + error);
         }
         finally
         {
+            _deployCancel = null;
+            _buildingBundle = null;
             _deploying--;
             UpdateKeepAlive();
+            // Whatever happened to the output, the task must finish: clients poll until it does.
+            try
+            {
+                await output.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                LogDeployCrashed(logger, e, Id);
+            }
+            await task.FinishAsync(code, error);
         }
     }
 
     private async Task ActivateAsync(long bundleId, DeploymentOutcome outcome)
     {
-        var current = await store.GetContentAsync(Id) ?? throw new ContentNotFoundException($"content {Id} was deleted during the deployment");
         var activation = new BundleActivation(bundleId, outcome.AppMode, outcome.PyVersion, outcome.Entrypoint, outcome.ContentCategory, time.GetUtcNow());
-        _item = await store.ActivateBundleAsync(Id, activation, current.RowVersion);
+        for (var attempt = 0; ; attempt++)
+        {
+            var current = await store.GetContentAsync(Id) ?? throw new ContentNotFoundException($"content {Id} was deleted during the deployment");
+            try
+            {
+                _item = await store.ActivateBundleAsync(Id, activation, current.RowVersion);
+                break;
+            }
+            catch (CatalogConcurrencyException) when (attempt == 0)
+            {
+                // A settings change interleaved between the read and the write: read again.
+            }
+        }
         await store.SetBundlePythonVersionAsync(bundleId, outcome.PyVersion);
         _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
         _lastFailure = null;
@@ -181,6 +230,41 @@ public sealed partial class ContentGrain(
         // Processes of the previous bundle stop; new connections start the new one.
         await StopAllAsync();
         await EnsureMinimumAsync();
+    }
+
+    public async Task DeleteBundleAsync(long bundleId)
+    {
+        var item = Item;
+        if (item.BundleId == bundleId)
+        {
+            throw new ContentConflictException("the active bundle cannot be deleted; deploy another bundle first");
+        }
+        if (_buildingBundle == bundleId)
+        {
+            throw new ContentConflictException("this bundle is being deployed; wait for its task to finish");
+        }
+        await store.DeleteBundleAsync(Id, bundleId);
+        var archive = paths.BundleArchive(Id, bundleId);
+        var plan = paths.LaunchPlan(Id, bundleId);
+        var unpacked = paths.BundleDirectory(Id, bundleId);
+        var output = paths.OutputDirectory(Id, bundleId);
+        await Task.Run(() =>
+        {
+            foreach (var file in new[] { archive, plan })
+            {
+                if (File.Exists(file))
+                {
+                    File.Delete(file);
+                }
+            }
+            foreach (var dir in new[] { unpacked, output })
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+            }
+        });
     }
 
     // ------------------------------------------------------------------ processes
@@ -248,7 +332,8 @@ public sealed partial class ContentGrain(
         catch (Exception e)
         {
             LogStartCrashed(logger, e, Id);
-            result = new ProcessStartResult { Started = false, Error = "the process could not be started: " + e.Message };
+            // The exception text stays in the server log: the 502 page is seen by viewers.
+            result = new ProcessStartResult { Started = false, Error = "the process could not be started because of an internal error" };
         }
         if (result.Started && _processes.ContainsKey(entry.Id))
         {
@@ -292,6 +377,11 @@ public sealed partial class ContentGrain(
         if (_processes.Remove(processId))
         {
             UpdateKeepAlive();
+            if (exitCode is not 0 and not 143)
+            {
+                // An unexpected exit counts as a failure for the restart pause.
+                _lastFailure = ($"the process exited with code {exitCode}", [], time.GetUtcNow());
+            }
             LogProcessExited(logger, Id, exitCode);
             await EnsureMinimumAsync();
         }
@@ -318,12 +408,24 @@ public sealed partial class ContentGrain(
 
     public Task EnsureMinimumAsync()
     {
-        if (_item is { BundleId: { } bundleId } item && AppModes.IsInteractive(item.AppMode))
+        if (_deleting || _item is not { BundleId: { } bundleId } item || !AppModes.IsInteractive(item.AppMode) || _processes.Count >= _policy.MinProcesses)
         {
-            while (_processes.Count < _policy.MinProcesses)
+            return Task.CompletedTask;
+        }
+        if (_lastFailure is { } failure && time.GetUtcNow() - failure.At < FailureHold)
+        {
+            // A process that keeps failing is retried after a pause, not in a tight loop.
+            _retryMinimum ??= this.RegisterGrainTimer(async () =>
             {
-                StartProcess(bundleId);
-            }
+                _retryMinimum?.Dispose();
+                _retryMinimum = null;
+                await EnsureMinimumAsync();
+            }, new GrainTimerCreationOptions { DueTime = FailureHold, Period = Timeout.InfiniteTimeSpan, Interleave = true });
+            return Task.CompletedTask;
+        }
+        while (_processes.Count < _policy.MinProcesses)
+        {
+            StartProcess(bundleId);
         }
         return Task.CompletedTask;
     }

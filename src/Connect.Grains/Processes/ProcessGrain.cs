@@ -20,7 +20,11 @@ public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supe
         {
             return _result;
         }
-        _result = await host.StartAsync(this.GetPrimaryKey(), request, silo.SiloAddress.ToParsableString(), CancellationToken.None);
+        // Launching touches files and forks; the supervisor then watches the process for its lifetime. None of that
+        // belongs on this grain's scheduler, which would also stop serving the watcher once the grain deactivates.
+        var processId = this.GetPrimaryKey();
+        var siloName = silo.SiloAddress.ToParsableString();
+        _result = await Task.Run(() => host.StartAsync(processId, request, siloName, CancellationToken.None));
         if (!_result.Started)
         {
             DeactivateOnIdle();
@@ -30,7 +34,8 @@ public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supe
 
     public async Task StopAsync()
     {
-        await supervisor.StopAsync(this.GetPrimaryKey());
+        var processId = this.GetPrimaryKey();
+        await Task.Run(() => supervisor.StopAsync(processId));
         DeactivateOnIdle();
     }
 }

@@ -43,7 +43,19 @@ public sealed class TaskOutput : IAsyncDisposable
             }
             if (batch.Length > 0)
             {
-                await _task.AppendAsync(batch);
+                try
+                {
+                    await _task.AppendAsync(batch);
+                }
+                catch
+                {
+                    // Not lost: the lines go back in front of what came since, for the next flush.
+                    lock (_lock)
+                    {
+                        _pending.InsertRange(0, batch);
+                    }
+                    throw;
+                }
             }
         }
         finally
@@ -59,7 +71,14 @@ public sealed class TaskOutput : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(ct))
             {
-                await FlushAsync();
+                try
+                {
+                    await FlushAsync();
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A failed append is retried on the next tick; the final flush reports a lasting failure.
+                }
             }
         }
         catch (OperationCanceledException)

@@ -42,7 +42,10 @@ public sealed class SupervisedProcess
     public int Port { get; }
     public ProcessHandle Handle { get; }
     public TimeSpan IdleTimeout { get; }
-    public int Connections => Volatile.Read(ref _connections);
+    /// <summary>Marks a process the idle check is stopping: no connection may enter it any more.</summary>
+    private const int Closing = int.MinValue / 2;
+
+    public int Connections => Math.Max(0, Volatile.Read(ref _connections));
     public DateTimeOffset LastActivity => new(Interlocked.Read(ref _lastActivityTicks), TimeSpan.Zero);
     internal bool Stopping { get; set; }
 
@@ -54,7 +57,7 @@ public sealed class SupervisedProcess
     public bool TryEnter(int limit, TimeProvider time, out ConnectionScope scope)
     {
         var current = Volatile.Read(ref _connections);
-        while (current < limit)
+        while (current >= 0 && current < limit)
         {
             var seen = Interlocked.CompareExchange(ref _connections, current + 1, current);
             if (seen == current)
@@ -68,6 +71,12 @@ public sealed class SupervisedProcess
         scope = default;
         return false;
     }
+
+    /// <summary>Closes an idle process to new connections, atomically with the check that it has none.</summary>
+    internal bool TryBeginClose() => Interlocked.CompareExchange(ref _connections, Closing, 0) == 0;
+
+    /// <summary>Reopens a process the owner decided to keep.</summary>
+    internal void CancelClose() => Interlocked.CompareExchange(ref _connections, 0, Closing);
 
     internal void Leave(TimeProvider time)
     {
@@ -88,6 +97,7 @@ public sealed class SupervisedProcess
 public sealed partial class ProcessSupervisor : IAsyncDisposable
 {
     private readonly ConcurrentDictionary<Guid, SupervisedProcess> _processes = new();
+    private readonly ConcurrentDictionary<Guid, ProcessHandle> _starting = new();
     private readonly TimeProvider _time;
     private readonly ILogger<ProcessSupervisor> _logger;
     private readonly CancellationTokenSource _stopping = new();
@@ -115,20 +125,32 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
     public async Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, LaunchSpec spec, int port,
         TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct)
     {
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            throw new ProcessStartException("this node is shutting down", []);
+        }
         var handle = ProcessLauncher.Start(spec, _logger, _time);
+        // Known from launch on, so a shutdown during start-up stops it too.
+        _starting[processId] = handle;
         LogStarting(_logger, contentGuid, handle.Pid, port);
         bool ready;
         try
         {
             ready = await LoopbackPorts.WaitUntilAcceptingAsync(port, initTimeout, handle.Exited, _time, ct);
+            if (Volatile.Read(ref _disposed) != 0)
+            {
+                ready = false;
+            }
         }
         catch
         {
+            _starting.TryRemove(processId, out _);
             await handle.DisposeAsync();
             throw;
         }
         if (!ready)
         {
+            _starting.TryRemove(processId, out _);
             var exited = handle.HasExited;
             await handle.StopAsync(TimeSpan.FromSeconds(2));
             var message = exited
@@ -139,7 +161,9 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
         }
         var process = new SupervisedProcess(processId, contentGuid, jobKey, port, handle, idleTimeout, _time.GetUtcNow());
         _processes[processId] = process;
-        _ = WatchExitAsync(process);
+        _starting.TryRemove(processId, out _);
+        // On the thread pool: the watcher lives as long as the process, whoever called StartAsync.
+        _ = Task.Run(() => WatchExitAsync(process));
         return process;
     }
 
@@ -203,17 +227,28 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
             {
                 continue;
             }
+            // Closed to new connections before the owner is asked, so none can slip in and then be cut off.
+            if (!process.TryBeginClose())
+            {
+                continue;
+            }
+            var stop = false;
             try
             {
-                if (await owner.MayStopIdleAsync(process) && process.Connections == 0)
-                {
-                    LogIdleStop(_logger, process.ContentGuid, process.Handle.Pid);
-                    await StopAsync(process.Id);
-                }
+                stop = await owner.MayStopIdleAsync(process);
             }
             catch (Exception e)
             {
                 LogOwnerFailed(_logger, e);
+            }
+            if (stop)
+            {
+                LogIdleStop(_logger, process.ContentGuid, process.Handle.Pid);
+                await StopAsync(process.Id);
+            }
+            else
+            {
+                process.CancelClose();
             }
         }
     }
@@ -227,7 +262,8 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
         }
         await _stopping.CancelAsync();
         await _idleLoop;
-        await Task.WhenAll(_processes.Values.Select(p => p.Handle.StopAsync(TimeSpan.FromSeconds(5))));
+        await Task.WhenAll(_processes.Values.Select(p => p.Handle.StopAsync(TimeSpan.FromSeconds(5)))
+            .Concat(_starting.Values.Select(h => h.StopAsync(TimeSpan.FromSeconds(5)))));
         _stopping.Dispose();
     }
 

@@ -129,6 +129,7 @@ public sealed class ApiContractTests(ConnectServerFixture server) : IClassFixtur
     [InlineData("""{"load_factor":1.5}""")]
     [InlineData("""{"min_processes":5,"max_processes":2}""")]
     [InlineData("""{"idle_timeout":"soon"}""")]
+    [InlineData("""{"init_timeout":100000}""")]
     [InlineData("""[1,2]""")]
     [InlineData("""not json""")]
     public async Task Invalid_patches_are_400_and_change_nothing(string body)
@@ -250,6 +251,11 @@ public sealed class ApiContractTests(ConnectServerFixture server) : IClassFixtur
 
         using var noBundle = await server.Admin.PostAsync($"__api__/v1/content/{guid}/deploy", ConnectClient.Json(new JsonObject { ["bundle_id"] = "999999" }));
         Assert.Equal(HttpStatusCode.NotFound, noBundle.StatusCode);
+        using var nanWait = await server.Admin.GetAsync($"__api__/v1/tasks/{taskId}?wait=NaN");
+        Assert.Equal(HttpStatusCode.OK, nanWait.StatusCode);
+        using var activeDelete = await server.Admin.DeleteAsync($"__api__/v1/content/{guid}/bundles/{bundleId}");
+        Assert.Equal(HttpStatusCode.BadRequest, activeDelete.StatusCode);
+        Assert.Contains("active bundle", (await ErrorOf(activeDelete))["error"]!.GetValue<string>());
         using var unknownTask = await server.Admin.GetAsync("__api__/v1/tasks/nope");
         Assert.Equal(HttpStatusCode.NotFound, unknownTask.StatusCode);
     }

@@ -141,6 +141,20 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
     }
 
     [Fact]
+    public async Task Deleting_content_stops_its_processes_and_removes_its_files()
+    {
+        var guid = await DeployAsync("life-delete", new JsonObject());
+        var pid = await PidAsync(guid);
+        using var delete = await server.Admin.DeleteAsync($"__api__/v1/content/{guid}");
+        Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        await EventuallyAsync(() => Task.FromResult(ProcessExists(pid) ? null : "gone"), TimeSpan.FromSeconds(10), "the process of deleted content to exit");
+        Assert.False(Directory.Exists(Path.Combine(server.DataDir, "apps", guid)));
+        Assert.False(Directory.Exists(Path.Combine(server.DataDir, "bundles", guid)));
+        using var gone = await server.Anonymous.GetAsync($"content/{guid}/pid");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
     public async Task Changing_environment_variables_restarts_the_processes()
     {
         var guid = await DeployAsync("life-env", new JsonObject());

@@ -49,6 +49,9 @@ public sealed class SampleDeploymentTests(ConnectServerFixture server) : IClassF
         Assert.Equal($"/content/{guid}/", index["self_url"]!.GetValue<string>());
         Assert.Equal($"/content/{guid}", index["script_root"]!.GetValue<string>());
         Assert.Equal(5, (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/add?a=2&b=3"))!["result"]!.GetValue<int>());
+        // An encoded '?' is part of the path, not the start of a query: the app must see it as the viewer sent it.
+        using var encoded = await server.Anonymous.GetAsync($"content/{guid}/add%3Fa=2%26b=40");
+        Assert.Equal(HttpStatusCode.NotFound, encoded.StatusCode);
 
         var vars = (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/env"))!;
         Assert.Equal(guid, vars["content_guid"]!.GetValue<string>());

@@ -969,7 +969,10 @@ public abstract class CatalogStoreContract
         var b1 = await store.AddJobAsync(Job(item.Guid, "b1", "node-b"));
         var now = At(100).ToOffset(TimeSpan.FromHours(-1));
 
+        Assert.Equal([a1, a2], await store.ListActiveJobsAsync("node-a"));
+        Assert.Equal([b1], await store.ListActiveJobsAsync("node-b"));
         var count = await store.FinishOrphanedJobsAsync("node-a", now);
+        Assert.Empty(await store.ListActiveJobsAsync("node-a"));
 
         Assert.Equal(2, count);
         Assert.Equal(a1 with { Status = JobStatus.Finished, EndTime = now }, await store.GetJobAsync(item.Guid, "a1"));

@@ -1,6 +1,7 @@
 using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Runtime.Python;
+using Connect.Runtime.Sandbox;
 
 namespace Connect.Server;
 
@@ -10,7 +11,8 @@ public sealed record ConnectConfiguration(
     SchedulerDefaults Scheduler,
     PythonOptions Python,
     BootstrapOptions Bootstrap,
-    OrleansOptions Orleans)
+    OrleansOptions Orleans,
+    SandboxOptions Sandbox)
 {
     public static ConnectConfiguration Bind(IConfiguration configuration)
     {
@@ -21,11 +23,11 @@ public sealed record ConnectConfiguration(
             return value;
         }
         return new(Section<ConnectOptions>("Connect"), Section<SchedulerDefaults>("Scheduler"), Section<PythonOptions>("Python"),
-            Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"));
+            Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"), Section<SandboxOptions>("Sandbox"));
     }
 
     public IReadOnlyList<string> Validate() =>
-        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. CrossChecks()];
+        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. Sandbox.Validate(), .. CrossChecks()];
 
     private IEnumerable<string> CrossChecks()
     {

@@ -64,7 +64,20 @@ public static class ConnectServer
                 app.Services.GetRequiredService<ServerUrl>().SetListeningAddress(address.Replace("://0.0.0.0", "://127.0.0.1").Replace("://[::]", "://127.0.0.1"));
             }
         });
+        // rsconnect verifies a deploy at "//content/{guid}/" (its base path is dirname("/__api__") = "/"): a run
+        // of leading slashes means the root, or the check would never reach the content.
+        app.Use((context, next) =>
+        {
+            var path = context.Request.Path.Value;
+            if (path is { Length: > 1 } && path[1] == '/')
+            {
+                context.Request.Path = new PathString("/" + path.TrimStart('/'));
+            }
+            return next(context);
+        });
         app.UseConnectApiErrors();
+        // Explicit, so that routing sees the normalised path.
+        app.UseRouting();
         app.MapGet("/__ping__", () => TypedResults.Json(new { }));
         app.MapConnectApi();
         ContentFrontEnd.Map(app);
@@ -80,6 +93,7 @@ public static class ConnectServer
         services.AddSingleton(Options.Create(config.Python));
         services.AddSingleton(Options.Create(config.Bootstrap));
         services.AddSingleton(config.Python);
+        services.AddSingleton(config.Sandbox);
         services.AddSingleton(paths);
         services.AddSingleton(store);
         services.AddSingleton(config.Connect.SecretKey is { } key ? new SecretBox(Convert.FromBase64String(key)) : SecretBox.FromKeyFile(paths.SecretKeyFile));

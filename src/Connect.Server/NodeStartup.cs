@@ -15,6 +15,7 @@ public sealed partial class NodeStartup(
     GrainProcessOwner owner,
     ContentProcessHost host,
     Connect.Core.Hosting.DataPaths paths,
+    Connect.Runtime.Sandbox.SandboxOptions sandbox,
     IGrainFactory grains,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
@@ -22,6 +23,10 @@ public sealed partial class NodeStartup(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         supervisor.SetOwner(owner);
+        if (!sandbox.Active)
+        {
+            LogUnsandboxed(logger, sandbox.Bubblewrap);
+        }
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
         {
             if (job.Pid is { } pid && job.BundleId is { } bundleId && IsOurProcess(pid, paths.BundleDirectory(job.ContentGuid, bundleId)))
@@ -69,6 +74,9 @@ public sealed partial class NodeStartup(
     }
 
     public async Task StopAsync(CancellationToken cancellationToken) => await supervisor.DisposeAsync();
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content processes run WITHOUT a sandbox: they can read the data directory. Install bubblewrap ({Bubblewrap}) or set Sandbox:Mode=Required")]
+    private static partial void LogUnsandboxed(ILogger logger, string bubblewrap);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Killed process {Pid} of content {Content} left running by a previous run of this node")]
     private static partial void LogOrphanKilled(ILogger logger, int pid, Guid content);

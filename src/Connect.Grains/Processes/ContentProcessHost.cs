@@ -6,6 +6,7 @@ using Connect.Data.Security;
 using Connect.Grains.Deployment;
 using Connect.Runtime.Processes;
 using Connect.Runtime.Python;
+using Connect.Runtime.Sandbox;
 using Connect.Runtime.Supervision;
 using Microsoft.Extensions.Logging;
 
@@ -21,6 +22,7 @@ public sealed partial class ContentProcessHost(
     ICatalogStore store,
     SecretBox secrets,
     ServerUrl serverUrl,
+    SandboxOptions sandbox,
     TimeProvider time,
     ILogger<ContentProcessHost> logger)
 {
@@ -50,6 +52,10 @@ public sealed partial class ContentProcessHost(
             default:
                 return Failed($"app mode '{plan.AppMode}' does not run as a process");
         }
+        if (sandbox.Active)
+        {
+            spec = Bubblewrap.Wrap(spec, PythonSandbox.For(bundleDir, pythonEnv.Directory, paths.Launchers), sandbox.Bubblewrap);
+        }
         var logFile = paths.JobLog(request.ContentGuid, request.JobKey);
         Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
         spec = spec with { LogFile = logFile };
@@ -59,9 +65,10 @@ public sealed partial class ContentProcessHost(
         try
         {
             var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, spec, port, request.InitTimeout, request.IdleTimeout, ct);
-            await store.SetJobPidAsync(request.JobKey, process.Handle.Pid, ct);
-            LogStarted(logger, request.ContentGuid, process.Handle.Pid, port);
-            return new ProcessStartResult { Started = true, Silo = silo, Port = port, Pid = process.Handle.Pid };
+            var pid = sandbox.Active ? Bubblewrap.ApplicationPid(process.Handle.Pid) : process.Handle.Pid;
+            await store.SetJobPidAsync(request.JobKey, pid, ct);
+            LogStarted(logger, request.ContentGuid, pid, port);
+            return new ProcessStartResult { Started = true, Silo = silo, Port = port, Pid = pid };
         }
         catch (ProcessStartException e)
         {

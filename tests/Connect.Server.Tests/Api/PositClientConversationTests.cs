@@ -59,8 +59,9 @@ public sealed class PositClientConversationTests(ConnectServerFixture server) : 
         var taskId = (await JsonOf(await http.PostAsync($"__api__/v1/content/{guid}/deploy", Body($$"""{"bundle_id": "{{bundleId}}"}"""))))["task_id"]!.GetValue<string>();
         await PollLikeRsconnectAsync(http, taskId);
 
-        // Verify: GET /content/{guid}/ with the key still attached; anything below 500 passes.
-        using var verify = await http.GetAsync($"content/{guid}/");
+        // Verify: rsconnect builds "//content/{guid}/" (dirname of /__api__ is "/") and sends the key along;
+        // anything below 500 passes, so this must reach the app, not a 404.
+        using var verify = await http.GetAsync(new Uri($"http://{server.BaseAddress.Authority}//content/{guid}/"));
         Assert.True((int)verify.StatusCode < 500, verify.StatusCode.ToString());
         Assert.Equal(HttpStatusCode.OK, verify.StatusCode);
 

@@ -2,6 +2,7 @@ using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Runtime.Python;
 using Connect.Runtime.Sandbox;
+using BootstrapSecret = Connect.Api.Users.BootstrapSecret;
 
 namespace Connect.Server;
 
@@ -34,6 +35,10 @@ public sealed record ConnectConfiguration(
         // A process start is one grain call that lasts up to init_timeout; it must end before the call times out.
         if (Scheduler.MaxInitTimeout + 30 > Orleans.ResponseTimeoutSeconds)
             yield return "Orleans:ResponseTimeoutSeconds must exceed Scheduler:MaxInitTimeout by at least 30 s.";
+        // A secret that is set but unusable would silently disable bootstrap: say so at start instead.
+        var configured = Bootstrap.SecretKeyFile is not null || !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(BootstrapSecret.EnvironmentVariable));
+        if (Bootstrap.Enabled && configured && !Bootstrap.Validate().Any() && BootstrapSecret.Read(Bootstrap) is null)
+            yield return $"The bootstrap secret (Bootstrap:SecretKeyFile or {BootstrapSecret.EnvironmentVariable}) must be base64 of at least 32 bytes.";
     }
 }
 

@@ -4,8 +4,14 @@ using Connect.Server.Tests.Infrastructure;
 
 namespace Connect.Server.Tests.EndToEnd;
 
-/// <summary>A content process sees its own bundle and nothing of the data directory (the run script installs bubblewrap).</summary>
-public sealed class SandboxTests(ConnectServerFixture server) : IClassFixture<ConnectServerFixture>
+/// <summary>A node that refuses to start unless it can sandbox (the run script installs bubblewrap).</summary>
+public sealed class SandboxRequiredFixture : ConnectServerFixture
+{
+    protected override IEnumerable<string> ExtraArguments => ["--Sandbox:Mode=Required"];
+}
+
+/// <summary>A content process sees its own bundle and nothing of the data directory.</summary>
+public sealed class SandboxTests(SandboxRequiredFixture server) : IClassFixture<SandboxRequiredFixture>
 {
     private static readonly Dictionary<string, string> Probe = new()
     {

@@ -14,11 +14,29 @@ public sealed class StartupTests
             "--Python:Executables:0=relative/python",
             "--Bootstrap:SecretKeyFile=/does/not/exist",
             "--Orleans:SiloPort=70000",
+            "--Sandbox:Mode=Required",
+            "--Sandbox:Bubblewrap=/no/such/bwrap",
         ]));
-        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Scheduler:LoadFactor", "Scheduler:MaxProcesses", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort"];
+        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Scheduler:LoadFactor", "Scheduler:MaxProcesses", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort", "Sandbox:Mode"];
         foreach (var setting in expected)
         {
             Assert.Contains(e.Problems, p => p.Contains(setting, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task A_bootstrap_secret_that_is_set_but_too_short_is_a_start_error()
+    {
+        var file = Path.GetTempFileName();
+        try
+        {
+            await File.WriteAllTextAsync(file, Convert.ToBase64String(new byte[16]));
+            var e = await Assert.ThrowsAsync<ConfigurationProblemsException>(() => ConnectServer.BuildAsync([$"--Bootstrap:SecretKeyFile={file}"]));
+            Assert.Contains(e.Problems, p => p.Contains("at least 32 bytes", StringComparison.Ordinal));
+        }
+        finally
+        {
+            File.Delete(file);
         }
     }
 

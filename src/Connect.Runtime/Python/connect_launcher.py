@@ -76,12 +76,17 @@ def mount_wsgi(app, root_path):
 def serve_wsgi(app, port, root_path, label):
     wsgi = mount_wsgi(app, root_path)
     try:
-        from werkzeug.serving import run_simple
+        from werkzeug.serving import WSGIRequestHandler, run_simple
     except ImportError:
         run_simple = None
     if run_simple is not None:
+        class KeepAliveHandler(WSGIRequestHandler):
+            # werkzeug speaks HTTP/1.0 by default, closing every connection: the front end's pooled connections
+            # would then cost a TCP handshake and a new thread per request.
+            protocol_version = "HTTP/1.1"
+
         say("serving WSGI application %s with werkzeug on http://%s:%d (mounted at '%s')" % (label, HOST, port, root_path))
-        run_simple(HOST, port, wsgi, threaded=True, use_reloader=False, use_debugger=False)
+        run_simple(HOST, port, wsgi, threaded=True, use_reloader=False, use_debugger=False, request_handler=KeepAliveHandler)
         return
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server

@@ -61,30 +61,31 @@ public static class JobApi
         return TypedResults.Json(jobs.OrderByDescending(j => j.Id).Select(j => ToJson(j, item)).ToArray(), ApiJson.Options);
     }
 
-    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid, string key)
+    private static async Task<(ContentItem? Item, JobInfo? Job, IResult? Error)> LoadJobAsync(HttpContext context, ICatalogStore store, string guid, string key)
     {
         var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
         if (error is not null)
         {
-            return error;
+            return (null, null, error);
         }
         var job = await store.GetJobAsync(item!.Guid, key, context.RequestAborted);
-        return job is null ? ApiErrors.NotFoundError("job") : TypedResults.Json(ToJson(job, item), ApiJson.Options);
+        return job is null ? (null, null, ApiErrors.NotFoundError("job")) : (item, job, null);
+    }
+
+    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid, string key)
+    {
+        var (item, job, error) = await LoadJobAsync(context, store, guid, key);
+        return error ?? TypedResults.Json(ToJson(job!, item!), ApiJson.Options);
     }
 
     private static async Task<IResult> Log(HttpContext context, ICatalogStore store, string guid, string key, int? tail)
     {
-        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        var (_, job, error) = await LoadJobAsync(context, store, guid, key);
         if (error is not null)
         {
             return error;
         }
-        var job = await store.GetJobAsync(item!.Guid, key, context.RequestAborted);
-        if (job is null)
-        {
-            return ApiErrors.NotFoundError("job");
-        }
-        var lines = job.LogFile is { } f && File.Exists(f) ? await File.ReadAllLinesAsync(f, context.RequestAborted) : [];
+        var lines = job!.LogFile is { } f && File.Exists(f) ? await File.ReadAllLinesAsync(f, context.RequestAborted) : [];
         var take = Math.Clamp(tail ?? 1000, 1, 10_000);
         return TypedResults.Json(new JsonObject
         {
@@ -95,23 +96,18 @@ public static class JobApi
 
     private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, IGrainFactory grains, string guid, string key)
     {
-        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        var (item, job, error) = await LoadJobAsync(context, store, guid, key);
         if (error is not null)
         {
             return error;
         }
-        var job = await store.GetJobAsync(item!.Guid, key, context.RequestAborted);
-        if (job is null)
-        {
-            return ApiErrors.NotFoundError("job");
-        }
-        await grains.GetGrain<IContentGrain>(item.Guid).StopJobAsync(key);
+        await grains.GetGrain<IContentGrain>(item!.Guid).StopJobAsync(key);
         return TypedResults.Json(new JsonObject
         {
             ["guid"] = item.Guid.ToString("D"),
             ["app_id"] = ApiJson.Id(item.Id),
             ["app_guid"] = item.Guid.ToString("D"),
-            ["job_id"] = ApiJson.Id(job.Id),
+            ["job_id"] = ApiJson.Id(job!.Id),
             ["job_key"] = key,
             ["result"] = "Order to kill job registered",
         }, ApiJson.Options);

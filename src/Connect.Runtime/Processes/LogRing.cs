@@ -36,6 +36,20 @@ public sealed class LogRing
         LineAdded?.Invoke(line);
     }
 
+    /// <summary>Forgets every line (a new step of a build starts).</summary>
+    public void Clear()
+    {
+        lock (_gate)
+        {
+            _next = 0;
+            _count = 0;
+            Array.Clear(_lines);
+        }
+    }
+
+    /// <summary>Every stored line, oldest first.</summary>
+    public IReadOnlyList<string> All() => Tail(_lines.Length);
+
     /// <summary>The last <paramref name="count"/> lines (fewer if not that many were added), oldest first.</summary>
     public IReadOnlyList<string> Tail(int count)
     {

@@ -56,18 +56,10 @@ public static class NotebookRenderer
             }
 
             arguments.Add(notebook);
-            var tail = new Queue<string>();
+            var tail = new LogRing(TailLines);
             void Capture(string line)
             {
-                lock (tail)
-                {
-                    tail.Enqueue(line);
-                    if (tail.Count > TailLines)
-                    {
-                        tail.Dequeue();
-                    }
-                }
-
+                tail.Add(line);
                 log(line);
             }
 
@@ -75,11 +67,7 @@ public static class NotebookRenderer
             var result = await ProcessRunner.RunAsync(spec, Capture, timeout, ct).ConfigureAwait(false);
             if (result.TimedOut || result.ExitCode != 0 || !File.Exists(rendered))
             {
-                string text;
-                lock (tail)
-                {
-                    text = string.Join('\n', tail);
-                }
+                var text = string.Join('\n', tail.All());
 
                 var headline = result.TimedOut
                     ? $"Rendering {Path.GetFileName(notebook)} timed out after {timeout.TotalSeconds:0} seconds."

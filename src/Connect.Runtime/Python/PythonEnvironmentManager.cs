@@ -168,18 +168,10 @@ public sealed class PythonEnvironmentManager
         RuntimeLog.BuildingEnvironment(_logger, directory, python.Path);
         var timeout = TimeSpan.FromSeconds(_options.InstallTimeoutSeconds);
         var started = _time.GetTimestamp();
-        var tail = new Queue<string>();
+        var tail = new LogRing(OutputTailLines);
         void Capture(string line)
         {
-            lock (tail)
-            {
-                tail.Enqueue(line);
-                if (tail.Count > OutputTailLines)
-                {
-                    tail.Dequeue();
-                }
-            }
-
+            tail.Add(line);
             log(line);
         }
 
@@ -217,10 +209,7 @@ public sealed class PythonEnvironmentManager
                 arguments.Add("-r");
                 arguments.Add(fullRequirements);
                 log($"Installing packages from {Path.GetFileName(fullRequirements)}");
-                lock (tail)
-                {
-                    tail.Clear();
-                }
+                tail.Clear();
 
                 // Relative paths inside a requirements file (e.g. "./wheels/x.whl") are relative to pip's working directory.
                 var remaining = timeout - _time.GetElapsedTime(started);
@@ -244,18 +233,14 @@ public sealed class PythonEnvironmentManager
         }
     }
 
-    private static void Check(ProcessResult result, string step, TimeSpan timeout, Queue<string> tail)
+    private static void Check(ProcessResult result, string step, TimeSpan timeout, LogRing tail)
     {
         if (!result.TimedOut && result.ExitCode == 0)
         {
             return;
         }
 
-        string[] lines;
-        lock (tail)
-        {
-            lines = tail.ToArray();
-        }
+        var lines = tail.All();
 
         // pip prefixes its diagnosis with "ERROR:"; those lines say what went wrong. Without any, show the tail.
         var errors = lines.Where(l => l.StartsWith("ERROR:", StringComparison.Ordinal)).ToArray();

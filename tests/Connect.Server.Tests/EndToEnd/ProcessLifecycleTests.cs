@@ -74,6 +74,8 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
         Assert.Equal("run_python_api", job["tag"]!.GetValue<string>());
         Assert.Equal(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), job["pid"]!.GetValue<string>());
         Assert.Equal(pid, await PidAsync(guid));
+        var log = (await server.Admin.GetFromJsonAsync<JsonObject>($"__api__/v1/content/{guid}/jobs/{job["key"]}/log"))!;
+        Assert.Contains(log["entries"]!.AsArray(), e => e!["data"]!.GetValue<string>().Contains("serving WSGI application", StringComparison.Ordinal));
 
         // With no connections for idle_timeout, the supervisor stops the process and the job is closed.
         var finished = await EventuallyAsync(async () => (await JobsAsync(guid)).FirstOrDefault(j => j["status"]!.GetValue<int>() != 0),

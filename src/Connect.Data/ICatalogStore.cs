@@ -56,6 +56,8 @@ public interface ICatalogStore
     Task AppendTaskOutputAsync(string id, int firstLine, IReadOnlyList<string> lines, CancellationToken ct = default);
     Task<IReadOnlyList<string>> GetTaskOutputAsync(string id, int first, CancellationToken ct = default);
     Task FinishTaskAsync(string id, int code, string error, DateTimeOffset finishedTime, CancellationToken ct = default);
+    /// <summary>Finishes, with code 1 and <paramref name="error"/>, every unfinished task of this host: they died with it.</summary>
+    Task<int> FinishInterruptedTasksAsync(string hostname, string error, DateTimeOffset now, CancellationToken ct = default);
 
     // Jobs
     Task<JobInfo> AddJobAsync(NewJob job, CancellationToken ct = default);

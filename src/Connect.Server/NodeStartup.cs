@@ -45,6 +45,12 @@ public sealed partial class NodeStartup(
             }
         }
         var orphans = await store.FinishOrphanedJobsAsync(host.NodeName, time.GetUtcNow(), cancellationToken);
+        // A deploy that was running when this node went down would otherwise be polled forever by its client.
+        var interrupted = await store.FinishInterruptedTasksAsync(host.NodeName, "the server restarted while this task was running; deploy again", time.GetUtcNow(), cancellationToken);
+        if (interrupted > 0)
+        {
+            LogInterrupted(logger, interrupted);
+        }
         if (orphans > 0)
         {
             LogOrphans(logger, orphans);
@@ -80,6 +86,9 @@ public sealed partial class NodeStartup(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Killed process {Pid} of content {Content} left running by a previous run of this node")]
     private static partial void LogOrphanKilled(ILogger logger, int pid, Guid content);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Closed {Count} tasks interrupted by the previous run of this node")]
+    private static partial void LogInterrupted(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Marked {Count} jobs of a previous run of this node as finished")]
     private static partial void LogOrphans(ILogger logger, int count);

@@ -809,7 +809,7 @@ public abstract class CatalogStoreContract
     {
         var (store, owner, item) = await ContentFixtureAsync();
         var created = At(0.5).ToOffset(TimeSpan.FromHours(-3));
-        var task = new TaskInfo { Id = "t-1", ContentGuid = item.Guid, UserGuid = owner.Guid, Kind = "deploy", CreatedTime = created };
+        var task = new TaskInfo { Id = "t-1", ContentGuid = item.Guid, UserGuid = owner.Guid, Kind = "deploy", CreatedTime = created, Hostname = "node-a" };
         var bare = new TaskInfo { Id = "t-2", Kind = "restore", CreatedTime = T0 };
 
         await store.CreateTaskAsync(task);
@@ -869,6 +869,29 @@ public abstract class CatalogStoreContract
         Assert.Equal("build failed: exit 3", read.Error);
         AssertUtc(read.FinishedTime, finished);
         Assert.Equal(task with { Finished = true, Code = 3, Error = "build failed: exit 3", FinishedTime = finished }, read);
+    }
+
+    [Fact]
+    public async Task Tasks_InterruptedOnesOfAHostAreFinishedAsFailed()
+    {
+        var store = await StoreAsync();
+        await store.CreateTaskAsync(new TaskInfo { Id = "a-running", Kind = "deploy", CreatedTime = T0, Hostname = "node-a" });
+        await store.CreateTaskAsync(new TaskInfo { Id = "a-done", Kind = "deploy", CreatedTime = T0, Hostname = "node-a" });
+        await store.FinishTaskAsync("a-done", 0, "", At(1));
+        await store.CreateTaskAsync(new TaskInfo { Id = "b-running", Kind = "deploy", CreatedTime = T0, Hostname = "node-b" });
+
+        Assert.Equal(1, await store.FinishInterruptedTasksAsync("node-a", "restarted", At(5)));
+
+        var interrupted = (await store.GetTaskAsync("a-running"))!;
+        Assert.True(interrupted.Finished);
+        Assert.Equal(1, interrupted.Code);
+        Assert.Equal("restarted", interrupted.Error);
+        AssertUtc(interrupted.FinishedTime, At(5));
+        var done = (await store.GetTaskAsync("a-done"))!;
+        Assert.Equal(0, done.Code);
+        AssertUtc(done.FinishedTime, At(1));
+        Assert.False((await store.GetTaskAsync("b-running"))!.Finished);
+        Assert.Equal(0, await store.FinishInterruptedTasksAsync("node-a", "restarted", At(6)));
     }
 
     // ------------------------------------------------------------------ jobs

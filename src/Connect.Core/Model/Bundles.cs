@@ -52,4 +52,6 @@ public sealed record TaskInfo
     [Id(6)] public int Code { get; init; }
     [Id(7)] public string Error { get; init; } = "";
     [Id(8)] public DateTimeOffset? FinishedTime { get; init; }
+    /// <summary>The node that runs the task: if it restarts, its unfinished tasks are closed as interrupted.</summary>
+    [Id(9)] public string? Hostname { get; init; }
 }

@@ -427,19 +427,20 @@ public sealed class SqliteCatalogStore : ICatalogStore
         Code = r.GetInt32(6),
         Error = r.GetString(7),
         FinishedTime = r.IsDBNull(8) ? null : ParseTime(r.GetString(8)),
+        Hostname = r.IsDBNull(9) ? null : r.GetString(9),
     };
 
     public async Task CreateTaskAsync(TaskInfo t, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
-        await Exec(c, null, "INSERT INTO tasks (id, content_guid, user_guid, kind, created_time) VALUES ($i, $c, $u, $k, $t)", ct,
-            ("$i", t.Id), ("$c", t.ContentGuid?.ToString()), ("$u", t.UserGuid?.ToString()), ("$k", t.Kind), ("$t", Time(t.CreatedTime)));
+        await Exec(c, null, "INSERT INTO tasks (id, content_guid, user_guid, kind, created_time, hostname) VALUES ($i, $c, $u, $k, $t, $h)", ct,
+            ("$i", t.Id), ("$c", t.ContentGuid?.ToString()), ("$u", t.UserGuid?.ToString()), ("$k", t.Kind), ("$t", Time(t.CreatedTime)), ("$h", t.Hostname));
     }
 
     public async Task<TaskInfo?> GetTaskAsync(string id, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
-        return (await Query(c, null, "SELECT id, content_guid, user_guid, kind, created_time, finished, code, error, finished_time FROM tasks WHERE id = $i",
+        return (await Query(c, null, "SELECT id, content_guid, user_guid, kind, created_time, finished, code, error, finished_time, hostname FROM tasks WHERE id = $i",
             ReadTask, ct, ("$i", id))).FirstOrDefault();
     }
 
@@ -468,6 +469,13 @@ public sealed class SqliteCatalogStore : ICatalogStore
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(c, null, "UPDATE tasks SET finished = 1, code = $c, error = $e, finished_time = $t WHERE id = $i", ct,
             ("$c", code), ("$e", error), ("$t", Time(finishedTime)), ("$i", id));
+    }
+
+    public async Task<int> FinishInterruptedTasksAsync(string hostname, string error, DateTimeOffset now, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return await Exec(c, null, "UPDATE tasks SET finished = 1, code = 1, error = $e, finished_time = $t WHERE hostname = $h AND finished = 0", ct,
+            ("$e", error), ("$t", Time(now)), ("$h", hostname));
     }
 
     // ---------------------------------------------------------------- jobs

@@ -109,5 +109,9 @@ internal static class SqliteSchema
             );
             CREATE INDEX jobs_content ON jobs(content_guid);
             """),
+        (2, """
+            ALTER TABLE tasks ADD COLUMN hostname TEXT NULL;
+            CREATE INDEX tasks_unfinished ON tasks(hostname) WHERE finished = 0;
+            """),
     ];
 }

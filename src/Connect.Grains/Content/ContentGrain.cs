@@ -134,7 +134,7 @@ public sealed partial class ContentGrain(
     {
         _ = Item;
         var taskId = NewKey();
-        await store.CreateTaskAsync(new TaskInfo { Id = taskId, ContentGuid = Id, UserGuid = userGuid, Kind = "deploy", CreatedTime = time.GetUtcNow() });
+        await store.CreateTaskAsync(new TaskInfo { Id = taskId, ContentGuid = Id, UserGuid = userGuid, Kind = "deploy", CreatedTime = time.GetUtcNow(), Hostname = Environment.MachineName });
         var previous = _deployments;
         _deployments = RunDeploymentAsync(previous, bundleId, taskId);
         return taskId;

@@ -18,6 +18,7 @@ namespace Connect.Server.Tests.Infrastructure;
 public class ConnectServerFixture : IAsyncLifetime
 {
     private WebApplication? _app;
+    private string[] _args = [];
 
     public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "connect-tests", Guid.NewGuid().ToString("N"));
     public string BootstrapSecretFile => Path.Combine(DataDir, "..", Path.GetFileName(DataDir) + ".bootstrap");
@@ -46,6 +47,7 @@ public class ConnectServerFixture : IAsyncLifetime
             "--Logging:LogLevel:Connect=Information",
             .. ExtraArguments,
         ];
+        _args = args;
         _app = await ConnectServer.BuildAsync(args);
         await _app.StartAsync();
         Anonymous = NewClient(null);
@@ -55,6 +57,18 @@ public class ConnectServerFixture : IAsyncLifetime
         response.EnsureSuccessStatusCode();
         AdminKey = (await response.Content.ReadFromJsonAsync<JsonObject>())!["api_key"]!.GetValue<string>();
         Admin = NewClient(AdminKey);
+    }
+
+    /// <summary>Stops the node and starts a new one on the same data directory, address and silo port.</summary>
+    public async Task RestartAsync(bool graceful = true)
+    {
+        if (_app is not null)
+        {
+            await _app.StopAsync(graceful ? CancellationToken.None : new CancellationToken(canceled: true));
+            await _app.DisposeAsync();
+        }
+        _app = await ConnectServer.BuildAsync(_args);
+        await _app.StartAsync();
     }
 
     public HttpClient NewClient(string? key, bool followRedirects = false)

@@ -82,7 +82,10 @@ public sealed record ContentQuery(string? Name = null, Guid? OwnerGuid = null);
 
 public sealed record BundleActivation(long BundleId, string AppMode, string? PyVersion, string? Entrypoint, string ContentCategory, DateTimeOffset DeployedTime);
 
-public sealed record NewBundle(Guid ContentGuid, Guid? CreatedBy, long Size, string Md5, string Sha1, DateTimeOffset CreatedTime);
+public sealed record NewBundle(Guid ContentGuid, Guid? CreatedBy, long Size, string Md5, string Sha1, DateTimeOffset CreatedTime)
+{
+    public BundleSource Source { get; init; } = BundleSource.None;
+}
 
 public sealed record NewJob(string Key, Guid ContentGuid, long? BundleId, int? Pid, string Tag, DateTimeOffset StartTime, string Hostname, string? LogFile);
 

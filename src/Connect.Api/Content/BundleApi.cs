@@ -3,7 +3,11 @@ using System.Security.Cryptography;
 using Connect.Abstractions;
 using Connect.Api.Auth;
 using Connect.Api.Http;
+using System.Text.Json;
 using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.Net.Http.Headers;
 using Connect.Data;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -40,60 +44,74 @@ public static class BundleApi
             limit.MaxRequestBodySize = null;
         }
         var max = options.Value.MaxBundleBytes;
-        if (context.Request.ContentLength > max)
+        var tooLarge = ApiErrors.Error(StatusCodes.Status413PayloadTooLarge, ApiErrors.BadRequest, $"The bundle is larger than this server's limit of {max} bytes.");
+        if (context.Request.ContentLength > max + MaxMetadataBytes)
         {
-            return ApiErrors.Error(StatusCodes.Status413PayloadTooLarge, ApiErrors.BadRequest, $"The bundle is larger than this server's limit of {max} bytes.");
-        }
-        var contentType = context.Request.ContentType ?? "";
-        if (contentType.StartsWith("multipart/", StringComparison.OrdinalIgnoreCase))
-        {
-            return ApiErrors.BadRequestError("Multipart bundle uploads are not supported by this server version; send the tar.gz as the request body.");
+            return tooLarge;
         }
 
         Directory.CreateDirectory(paths.Uploads);
         var temp = Path.Combine(paths.Uploads, Guid.NewGuid().ToString("N") + ".part");
+        var multipart = false;
         try
         {
-            long size = 0;
-            using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
-            using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
-            var head = new byte[512 + 8];
-            var headLength = 0;
-            await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+            Received? received;
+            var source = BundleSource.None;
+            if (MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var type) && type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
             {
-                var buffer = ArrayPool<byte>.Shared.Rent(81920);
-                try
+                // rsconnect sends multipart (parts "archive" and "metadata") for git deploys and --metadata.
+                multipart = true;
+                var boundary = HeaderUtilities.RemoveQuotes(type.Boundary).Value;
+                if (string.IsNullOrEmpty(boundary))
                 {
-                    int read;
-                    while ((read = await context.Request.Body.ReadAsync(buffer, context.RequestAborted)) > 0)
+                    return ApiErrors.BadRequestError("The multipart body has no boundary.");
+                }
+                received = null;
+                var sawArchive = false;
+                var reader = new MultipartReader(boundary, context.Request.Body);
+                while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
+                {
+                    var name = ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
+                        ? HeaderUtilities.RemoveQuotes(disposition.Name).Value
+                        : null;
+                    if (name == "archive" && !sawArchive)
                     {
-                        size += read;
-                        if (size > max)
+                        sawArchive = true;
+                        received = await ReceiveAsync(section.Body, temp, max, context.RequestAborted);
+                        if (received is null)
                         {
-                            return ApiErrors.Error(StatusCodes.Status413PayloadTooLarge, ApiErrors.BadRequest, $"The bundle is larger than this server's limit of {max} bytes.");
+                            return tooLarge;
                         }
-                        if (headLength < head.Length)
+                    }
+                    else if (name == "metadata")
+                    {
+                        var (parsed, problem) = await ReadSourceAsync(section.Body, context.RequestAborted);
+                        if (problem is not null)
                         {
-                            var n = Math.Min(read, head.Length - headLength);
-                            Array.Copy(buffer, 0, head, headLength, n);
-                            headLength += n;
+                            return ApiErrors.BadRequestError(problem);
                         }
-                        md5.AppendData(buffer, 0, read);
-                        sha1.AppendData(buffer, 0, read);
-                        await file.WriteAsync(buffer.AsMemory(0, read), context.RequestAborted);
+                        source = parsed;
                     }
                 }
-                finally
+                if (!sawArchive)
                 {
-                    ArrayPool<byte>.Shared.Return(buffer);
+                    return ApiErrors.BadRequestError("The multipart body has no \"archive\" part.");
                 }
             }
-            if (!LooksLikeArchive(head.AsSpan(0, headLength)))
+            else
+            {
+                received = await ReceiveAsync(context.Request.Body, temp, max, context.RequestAborted);
+                if (received is null)
+                {
+                    return tooLarge;
+                }
+            }
+            if (!received!.LooksLikeArchive)
             {
                 return ApiErrors.BadRequestError("The bundle must be a tar.gz archive (the body is neither gzip nor tar).");
             }
-            var bundle = await store.AddBundleAsync(new NewBundle(item!.Guid, caller.Guid, size,
-                Convert.ToHexStringLower(md5.GetHashAndReset()), Convert.ToHexStringLower(sha1.GetHashAndReset()), time.GetUtcNow()), context.RequestAborted);
+            var bundle = await store.AddBundleAsync(new NewBundle(item!.Guid, caller.Guid, received.Size, received.Md5, received.Sha1, time.GetUtcNow()) { Source = source },
+                context.RequestAborted);
             var target = paths.BundleArchive(item.Guid, bundle.Id);
             try
             {
@@ -108,12 +126,89 @@ public static class BundleApi
             }
             return TypedResults.Json(BundleJson.From(bundle, item.BundleId), ApiJson.Options);
         }
+        catch (Exception e) when (multipart && e is IOException or InvalidDataException && !context.RequestAborted.IsCancellationRequested)
+        {
+            return ApiErrors.BadRequestError("The multipart body is malformed: " + e.Message);
+        }
         finally
         {
             if (File.Exists(temp))
             {
                 File.Delete(temp);
             }
+        }
+    }
+
+    private const int MaxMetadataBytes = 64 * 1024;
+
+    private sealed record Received(long Size, string Md5, string Sha1, bool LooksLikeArchive);
+
+    /// <summary>Streams an archive to <paramref name="temp"/>, hashing it on the way; null when it exceeds <paramref name="max"/> bytes.</summary>
+    private static async Task<Received?> ReceiveAsync(Stream body, string temp, long max, CancellationToken ct)
+    {
+        long size = 0;
+        using var md5 = IncrementalHash.CreateHash(HashAlgorithmName.MD5);
+        using var sha1 = IncrementalHash.CreateHash(HashAlgorithmName.SHA1);
+        var head = new byte[512 + 8];
+        var headLength = 0;
+        await using var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 81920, useAsync: true);
+        var buffer = ArrayPool<byte>.Shared.Rent(81920);
+        try
+        {
+            int read;
+            while ((read = await body.ReadAsync(buffer, ct)) > 0)
+            {
+                size += read;
+                if (size > max)
+                {
+                    return null;
+                }
+                if (headLength < head.Length)
+                {
+                    var n = Math.Min(read, head.Length - headLength);
+                    Array.Copy(buffer, 0, head, headLength, n);
+                    headLength += n;
+                }
+                md5.AppendData(buffer, 0, read);
+                sha1.AppendData(buffer, 0, read);
+                await file.WriteAsync(buffer.AsMemory(0, read), ct);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return new Received(size, Convert.ToHexStringLower(md5.GetHashAndReset()), Convert.ToHexStringLower(sha1.GetHashAndReset()),
+            LooksLikeArchive(head.AsSpan(0, headLength)));
+    }
+
+    /// <summary>The "metadata" part: a JSON object whose source fields describe where the files came from.</summary>
+    private static async Task<(BundleSource Source, string? Problem)> ReadSourceAsync(Stream body, CancellationToken ct)
+    {
+        using var limited = new MemoryStream();
+        var buffer = new byte[8192];
+        int read;
+        while ((read = await body.ReadAsync(buffer, ct)) > 0)
+        {
+            if (limited.Length + read > MaxMetadataBytes)
+            {
+                return (BundleSource.None, $"The metadata part is larger than {MaxMetadataBytes} bytes.");
+            }
+            limited.Write(buffer, 0, read);
+        }
+        try
+        {
+            using var doc = JsonDocument.Parse(limited.ToArray());
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                return (BundleSource.None, "The metadata part must be a JSON object.");
+            }
+            string? Field(string name) => doc.RootElement.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+            return (new BundleSource(Field("source"), Field("source_repo"), Field("source_branch"), Field("source_commit")), null);
+        }
+        catch (JsonException e)
+        {
+            return (BundleSource.None, "The metadata part is not valid JSON: " + e.Message);
         }
     }
 

@@ -23,10 +23,10 @@ public static class BundleJson
         ["size"] = b.Size,
         ["metadata"] = new JsonObject
         {
-            ["source"] = null,
-            ["source_repo"] = null,
-            ["source_branch"] = null,
-            ["source_commit"] = null,
+            ["source"] = b.Source.Source,
+            ["source_repo"] = b.Source.SourceRepo,
+            ["source_branch"] = b.Source.SourceBranch,
+            ["source_commit"] = b.Source.SourceCommit,
             ["archive_md5"] = b.Md5,
             ["archive_sha1"] = b.Sha1,
         },

@@ -12,6 +12,18 @@ public sealed record BundleInfo
     [Id(6)] public required string Sha1 { get; init; }
     /// <summary>Python version the bundle's manifest asks for, known once the bundle has been deployed.</summary>
     [Id(7)] public string? PyVersion { get; init; }
+    /// <summary>Where the bundle's files came from, as the publishing client reported it (git deploys, --metadata).</summary>
+    [Id(8)] public BundleSource Source { get; init; } = BundleSource.None;
+}
+
+[GenerateSerializer, Immutable, Alias("Connect.BundleSource")]
+public sealed record BundleSource(
+    [property: Id(0)] string? Source,
+    [property: Id(1)] string? SourceRepo,
+    [property: Id(2)] string? SourceBranch,
+    [property: Id(3)] string? SourceCommit)
+{
+    public static BundleSource None { get; } = new(null, null, null, null);
 }
 
 /// <summary>Job status values as Connect reports them.</summary>

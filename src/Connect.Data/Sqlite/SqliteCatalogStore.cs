@@ -330,17 +330,24 @@ public sealed class SqliteCatalogStore : ICatalogStore
         Md5 = r.GetString(5),
         Sha1 = r.GetString(6),
         PyVersion = r.IsDBNull(7) ? null : r.GetString(7),
+        Source = r.IsDBNull(8) && r.IsDBNull(9) && r.IsDBNull(10) && r.IsDBNull(11)
+            ? BundleSource.None
+            : new BundleSource(NStr(r, 8), NStr(r, 9), NStr(r, 10), NStr(r, 11)),
     };
 
-    private const string BundleColumns = "id, content_guid, created_time, created_by, size, md5, sha1, py_version";
+    private static string? NStr(SqliteDataReader r, int i) => r.IsDBNull(i) ? null : r.GetString(i);
+
+    private const string BundleColumns = "id, content_guid, created_time, created_by, size, md5, sha1, py_version, source, source_repo, source_branch, source_commit";
 
     public async Task<BundleInfo> AddBundleAsync(NewBundle b, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return (await Query(c, null,
-            $"INSERT INTO bundles (content_guid, created_time, created_by, size, md5, sha1) VALUES ($c, $t, $by, $s, $md5, $sha1) RETURNING {BundleColumns}",
+            "INSERT INTO bundles (content_guid, created_time, created_by, size, md5, sha1, source, source_repo, source_branch, source_commit) " +
+            $"VALUES ($c, $t, $by, $s, $md5, $sha1, $src, $repo, $branch, $commit) RETURNING {BundleColumns}",
             ReadBundle, ct, ("$c", b.ContentGuid.ToString()), ("$t", Time(b.CreatedTime)), ("$by", b.CreatedBy?.ToString()),
-            ("$s", b.Size), ("$md5", b.Md5), ("$sha1", b.Sha1)))[0];
+            ("$s", b.Size), ("$md5", b.Md5), ("$sha1", b.Sha1), ("$src", b.Source.Source), ("$repo", b.Source.SourceRepo),
+            ("$branch", b.Source.SourceBranch), ("$commit", b.Source.SourceCommit)))[0];
     }
 
     public async Task<BundleInfo?> GetBundleAsync(Guid contentGuid, long bundleId, CancellationToken ct = default)

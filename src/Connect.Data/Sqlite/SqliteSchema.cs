@@ -113,5 +113,11 @@ internal static class SqliteSchema
             ALTER TABLE tasks ADD COLUMN hostname TEXT NULL;
             CREATE INDEX tasks_unfinished ON tasks(hostname) WHERE finished = 0;
             """),
+        (3, """
+            ALTER TABLE bundles ADD COLUMN source TEXT NULL;
+            ALTER TABLE bundles ADD COLUMN source_repo TEXT NULL;
+            ALTER TABLE bundles ADD COLUMN source_branch TEXT NULL;
+            ALTER TABLE bundles ADD COLUMN source_commit TEXT NULL;
+            """),
     ];
 }

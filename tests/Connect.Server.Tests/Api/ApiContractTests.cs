@@ -215,6 +215,43 @@ public sealed class ApiContractTests(ConnectServerFixture server) : IClassFixtur
     }
 
     [Fact]
+    public async Task Multipart_uploads_carry_the_archive_and_its_source_metadata()
+    {
+        var guid = (await server.Admin.CreateContentAsync("contract-multipart"))["guid"]!.GetValue<string>();
+        var bundle = Bundles.FromSample("static-site");
+
+        // The shape rsconnect sends with --metadata or from a git checkout.
+        using var form = new MultipartFormDataContent();
+        var archive = new ByteArrayContent(bundle);
+        archive.Headers.ContentType = new MediaTypeHeaderValue("application/x-tar");
+        form.Add(archive, "archive", "bundle.tar.gz");
+        form.Add(new StringContent("""{"source":"git","source_repo":"https://example.com/r.git","source_branch":"main","source_commit":"abc123"}"""), "metadata");
+        using var response = await server.Admin.PostAsync($"__api__/v1/content/{guid}/bundles", form);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var created = (await response.Content.ReadFromJsonAsync<JsonObject>())!;
+        Assert.Equal(bundle.Length, created["size"]!.GetValue<long>());
+        var metadata = created["metadata"]!;
+        Assert.Equal("git", metadata["source"]!.GetValue<string>());
+        Assert.Equal("https://example.com/r.git", metadata["source_repo"]!.GetValue<string>());
+        Assert.Equal("main", metadata["source_branch"]!.GetValue<string>());
+        Assert.Equal("abc123", metadata["source_commit"]!.GetValue<string>());
+        var fetched = (await server.Admin.GetFromJsonAsync<JsonObject>($"__api__/v1/content/{guid}/bundles/{created["id"]}"))!;
+        Assert.Equal("abc123", fetched["metadata"]!["source_commit"]!.GetValue<string>());
+        Assert.Equal(bundle, await server.Admin.GetByteArrayAsync($"__api__/v1/content/{guid}/bundles/{created["id"]}/download"));
+
+        using var noArchive = new MultipartFormDataContent { { new StringContent("{}"), "metadata" } };
+        using var missing = await server.Admin.PostAsync($"__api__/v1/content/{guid}/bundles", noArchive);
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("archive", (await ErrorOf(missing))["error"]!.GetValue<string>());
+
+        using var badMetadata = new MultipartFormDataContent { { new ByteArrayContent(bundle), "archive", "bundle.tar.gz" }, { new StringContent("{not json"), "metadata" } };
+        using var bad = await server.Admin.PostAsync($"__api__/v1/content/{guid}/bundles", badMetadata);
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Single((await server.Admin.GetFromJsonAsync<JsonArray>($"__api__/v1/content/{guid}/bundles"))!);
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(server.DataDir, "tmp", "uploads")));
+    }
+
+    [Fact]
     public async Task A_body_that_is_not_an_archive_is_rejected_and_nothing_is_kept()
     {
         var guid = (await server.Admin.CreateContentAsync("contract-garbage"))["guid"]!.GetValue<string>();

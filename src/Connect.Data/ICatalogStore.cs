@@ -20,6 +20,8 @@ public interface ICatalogStore
     Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, CancellationToken ct = default);
     Task<IReadOnlyList<ApiKeyInfo>> ListApiKeysAsync(Guid userGuid, CancellationToken ct = default);
     Task<bool> DeleteApiKeyAsync(Guid userGuid, long keyId, CancellationToken ct = default);
+    /// <summary>Removes every key with this name, whoever owns it (the per-process keys of content jobs).</summary>
+    Task<int> DeleteApiKeysNamedAsync(string name, CancellationToken ct = default);
     /// <summary>The user owning the key with this hash (and marks the key used), or null.</summary>
     Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default);
     /// <summary>Creates the first administrator and its key in one transaction; null when any user exists.</summary>

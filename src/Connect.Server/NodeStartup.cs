@@ -29,6 +29,7 @@ public sealed partial class NodeStartup(
         }
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
         {
+            await store.DeleteApiKeysNamedAsync(Connect.Data.Security.ApiKeys.ProcessKeyName(job.Key), cancellationToken);
             if (job.Pid is { } pid && job.BundleId is { } bundleId && IsOurProcess(pid, paths.BundleDirectory(job.ContentGuid, bundleId)))
             {
                 // Content processes run in their own session and outlive a crashed server: end them before anything new starts.

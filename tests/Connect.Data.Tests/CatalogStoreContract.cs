@@ -320,6 +320,26 @@ public abstract class CatalogStoreContract
         Assert.False(await store.DeleteApiKeyAsync(alice.Guid, 987654));
     }
 
+    [Fact]
+    public async Task DeleteApiKeysNamed_RemovesExactlyThoseKeys()
+    {
+        var store = await StoreAsync();
+        var alice = await UserAsync(store, "alice");
+        var bob = await UserAsync(store, "bob");
+        await store.CreateApiKeyAsync(alice.Guid, "content-process:j1", ApiKeys.Hash("p1"));
+        await store.CreateApiKeyAsync(bob.Guid, "content-process:j1", ApiKeys.Hash("p2"));
+        await store.CreateApiKeyAsync(alice.Guid, "content-process:j10", ApiKeys.Hash("p3"));
+        await store.CreateApiKeyAsync(alice.Guid, "mine", ApiKeys.Hash("p4"));
+
+        Assert.Equal(2, await store.DeleteApiKeysNamedAsync("content-process:j1"));
+
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2"), T0));
+        Assert.Equal(alice, await store.FindUserByKeyHashAsync(ApiKeys.Hash("p3"), T0));
+        Assert.Equal(alice, await store.FindUserByKeyHashAsync(ApiKeys.Hash("p4"), T0));
+        Assert.Equal(0, await store.DeleteApiKeysNamedAsync("content-process:j1"));
+    }
+
     // ------------------------------------------------------------------ bootstrap
 
     [Fact]

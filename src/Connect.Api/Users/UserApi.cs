@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Connect.Api.Auth;
 using Connect.Api.Http;
 using Connect.Data;
+using Connect.Data.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -30,7 +31,8 @@ public static class UserApi
     {
         var caller = await ApiAuth.UserAsync(context);
         var keys = await store.ListApiKeysAsync(caller.Guid, context.RequestAborted);
-        return TypedResults.Json(keys.Select(k => new JsonObject
+        // Keys of running content processes are the server's, not the user's to manage.
+        return TypedResults.Json(keys.Where(k => !k.Name.StartsWith(ApiKeys.ProcessKeyPrefix, StringComparison.Ordinal)).Select(k => new JsonObject
         {
             ["id"] = ApiJson.Id(k.Id),
             ["name"] = k.Name,

@@ -25,6 +25,12 @@ public sealed class ConnectOptions
     public int DeployTimeoutSeconds { get; set; } = 1800;
 
     /// <summary>
+    /// Whether content processes get CONNECT_API_KEY, a key acting as the item's owner for the process's
+    /// lifetime (posit-sdk's Client() reads it). Default true, as in Posit Connect.
+    /// </summary>
+    public bool ProcessApiKeys { get; set; } = true;
+
+    /// <summary>
     /// Base64 of the 32-byte key that encrypts environment variables. Default: a key file created in the
     /// data directory on first start. Cluster nodes must share it (shared data directory or this setting).
     /// </summary>

@@ -11,5 +11,13 @@ public static class ApiKeys
 {
     public static string Generate() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
+    /// <summary>
+    /// The name of the key a content process gets as CONNECT_API_KEY: it acts as the item's owner for the
+    /// process's lifetime and is deleted when the process ends.
+    /// </summary>
+    public static string ProcessKeyName(string jobKey) => ProcessKeyPrefix + jobKey;
+
+    public const string ProcessKeyPrefix = "content-process:";
+
     public static string Hash(string key) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(key)));
 }

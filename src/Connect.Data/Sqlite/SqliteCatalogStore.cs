@@ -153,6 +153,12 @@ public sealed class SqliteCatalogStore : ICatalogStore
         return await Exec(c, null, "DELETE FROM api_keys WHERE id = $i AND user_guid = $u", ct, ("$i", keyId), ("$u", userGuid.ToString())) > 0;
     }
 
+    public async Task<int> DeleteApiKeysNamedAsync(string name, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return await Exec(c, null, "DELETE FROM api_keys WHERE name = $n", ct, ("$n", name));
+    }
+
     public async Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);

@@ -23,6 +23,7 @@ public sealed partial class ContentProcessHost(
     SecretBox secrets,
     ServerUrl serverUrl,
     SandboxOptions sandbox,
+    Microsoft.Extensions.Options.IOptions<ConnectOptions> options,
     TimeProvider time,
     ILogger<ContentProcessHost> logger)
 {
@@ -73,6 +74,7 @@ public sealed partial class ContentProcessHost(
         catch (ProcessStartException e)
         {
             await store.FinishJobAsync(request.JobKey, null, time.GetUtcNow(), CancellationToken.None);
+            await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(request.JobKey), CancellationToken.None);
             return Failed(e.Message, e.LogTail);
         }
     }
@@ -88,6 +90,12 @@ public sealed partial class ContentProcessHost(
         env["CONNECT_SERVER"] = serverUrl.Value + "/";
         env["CONNECT_CONTENT_GUID"] = request.ContentGuid.ToString("D");
         env["CONNECT_CONTENT_JOB_KEY"] = request.JobKey;
+        if (options.Value.ProcessApiKeys && await store.GetContentAsync(request.ContentGuid, ct) is { } item)
+        {
+            var key = ApiKeys.Generate();
+            await store.CreateApiKeyAsync(item.Settings.OwnerGuid, ApiKeys.ProcessKeyName(request.JobKey), ApiKeys.Hash(key), ct);
+            env["CONNECT_API_KEY"] = key;
+        }
         env["POSIT_PRODUCT"] = "CONNECT";
         env["RSTUDIO_PRODUCT"] = "CONNECT";
         return env;

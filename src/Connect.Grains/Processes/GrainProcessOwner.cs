@@ -1,5 +1,6 @@
 using Connect.Abstractions;
 using Connect.Data;
+using Connect.Data.Security;
 using Connect.Runtime.Supervision;
 
 namespace Connect.Grains.Processes;
@@ -13,6 +14,8 @@ public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store,
     public async Task OnExitedAsync(SupervisedProcess process, int? exitCode)
     {
         await store.FinishJobAsync(process.JobKey, exitCode, time.GetUtcNow());
+        // The process's own key dies with it.
+        await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(process.JobKey));
         await grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessExitedAsync(process.Id, exitCode);
     }
 }

@@ -13,7 +13,7 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
     private static readonly Dictionary<string, string> App = new()
     {
         ["app.py"] = """
-            import os, time
+            import json, os, time, urllib.request
             from flask import Flask, jsonify, request
 
             app = Flask(__name__)
@@ -21,6 +21,14 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
             @app.get("/pid")
             def pid():
                 return jsonify(pid=os.getpid())
+
+            @app.get("/whoami")
+            def whoami():
+                # What posit-sdk's Client() does inside content: CONNECT_SERVER + CONNECT_API_KEY.
+                req = urllib.request.Request(os.environ["CONNECT_SERVER"] + "__api__/v1/user",
+                                             headers={"Authorization": "Key " + os.environ["CONNECT_API_KEY"]})
+                with urllib.request.urlopen(req) as r:
+                    return jsonify(username=json.load(r)["username"], key=os.environ["CONNECT_API_KEY"])
 
             @app.get("/sleep")
             def sleep():
@@ -133,12 +141,24 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
     public async Task Deleting_a_job_kills_its_process_and_the_next_request_starts_another()
     {
         var guid = await DeployAsync("life-kill", new JsonObject());
+        // The process acts as its owner through its own key, which is not listed among the owner's keys.
+        var whoami = (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/whoami"))!;
+        Assert.Equal("admin", whoami["username"]!.GetValue<string>());
+        var processKey = whoami["key"]!.GetValue<string>();
+        Assert.DoesNotContain(processKey, await server.Admin.GetStringAsync("__api__/v1/user/api_keys"));
+        Assert.DoesNotContain("content-process:", await server.Admin.GetStringAsync("__api__/v1/user/api_keys"));
         var pid = await PidAsync(guid);
         var job = Assert.Single(await JobsAsync(guid));
         using var kill = await server.Admin.DeleteAsync($"__api__/v1/content/{guid}/jobs/{job["key"]}");
         Assert.Equal(HttpStatusCode.OK, kill.StatusCode);
         Assert.Equal("Order to kill job registered", (await kill.Content.ReadFromJsonAsync<JsonObject>())!["result"]!.GetValue<string>());
         await EventuallyAsync(() => Task.FromResult(ProcessExists(pid) ? null : "gone"), TimeSpan.FromSeconds(10), "the killed process to exit");
+        using var stale = server.NewClient(processKey);
+        await EventuallyAsync(async () =>
+        {
+            using var r = await stale.GetAsync("__api__/v1/user");
+            return r.StatusCode == HttpStatusCode.Unauthorized ? "revoked" : null;
+        }, TimeSpan.FromSeconds(10), "the process key to be revoked");
         Assert.NotEqual(pid, await PidAsync(guid));
     }
 

@@ -37,6 +37,7 @@ public static class ConnectApi
         api.AddEndpointFilter(async (context, next) =>
             (await Caller.GetAsync(context.HttpContext)).InvalidKey ? ApiErrors.InvalidKey() : await next(context));
         api.MapServerSettingsApi();
+        api.MapLegacyApplicationsApi();
         var v1 = api.MapGroup("/v1");
         v1.MapUserApi()
           .MapBootstrapApi()

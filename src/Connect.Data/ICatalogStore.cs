@@ -31,6 +31,8 @@ public interface ICatalogStore
     /// <exception cref="CatalogConflictException">the owner already has an item with this name</exception>
     Task<ContentItem> CreateContentAsync(ContentSettings settings, DateTimeOffset now, CancellationToken ct = default);
     Task<ContentItem?> GetContentAsync(Guid guid, CancellationToken ct = default);
+    /// <summary>By the numeric id (the legacy "app id" older clients still send).</summary>
+    Task<ContentItem?> GetContentByIdAsync(long id, CancellationToken ct = default);
     Task<IReadOnlyList<ContentItem>> ListContentAsync(ContentQuery query, CancellationToken ct = default);
     /// <exception cref="CatalogConcurrencyException">the row changed since <paramref name="expectedVersion"/></exception>
     /// <exception cref="CatalogConflictException">the new name clashes with another of the owner's items</exception>

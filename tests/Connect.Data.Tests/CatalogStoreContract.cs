@@ -475,6 +475,8 @@ public abstract class CatalogStoreContract
         var read = await store.GetContentAsync(item.Guid);
         Assert.Equal(item, read);
         Assert.Equal(runtime.LoadFactor, read!.Settings.Runtime.LoadFactor);
+        Assert.Equal(item, await store.GetContentByIdAsync(item.Id));
+        Assert.Null(await store.GetContentByIdAsync(item.Id + 1000));
     }
 
     [Fact]

@@ -25,6 +25,27 @@ public static class ContentApi
         return v1;
     }
 
+    /// <summary>
+    /// <c>GET /__api__/applications/{id}</c>: the legacy lookup rsconnect makes for a numeric <c>--app-id</c>; it reads
+    /// only <c>guid</c>, then continues with v1. A GUID is accepted too, as Connect does.
+    /// </summary>
+    public static RouteGroupBuilder MapLegacyApplicationsApi(this RouteGroupBuilder api)
+    {
+        api.MapGet("/applications/{id}", Legacy).AddEndpointFilter(ApiAuth.RequireUser);
+        return api;
+    }
+
+    private static async Task<IResult> Legacy(HttpContext context, ICatalogStore store, string id)
+    {
+        if (long.TryParse(id, out var numeric))
+        {
+            var found = await store.GetContentByIdAsync(numeric, context.RequestAborted);
+            id = found?.Guid.ToString("D") ?? Guid.Empty.ToString("D");
+        }
+        var (item, caller, error) = await ContentLookup.LoadAsync(context, store, id, edit: false);
+        return error ?? TypedResults.Json(ContentJson.From(item!, caller, PublicUrls.Base(context)), ApiJson.Options);
+    }
+
     private static async Task<IResult> List(HttpContext context, ICatalogStore store, string? name, string? owner_guid, string? include)
     {
         var caller = await ApiAuth.UserAsync(context);

@@ -274,6 +274,12 @@ public sealed class SqliteCatalogStore : ICatalogStore
         return (await Query(c, null, $"SELECT {ContentColumns} FROM content WHERE guid = $g", ReadContent, ct, ("$g", guid.ToString()))).FirstOrDefault();
     }
 
+    public async Task<ContentItem?> GetContentByIdAsync(long id, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return (await Query(c, null, $"SELECT {ContentColumns} FROM content WHERE id = $i", ReadContent, ct, ("$i", id))).FirstOrDefault();
+    }
+
     public async Task<IReadOnlyList<ContentItem>> ListContentAsync(ContentQuery query, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);

@@ -115,6 +115,12 @@ public sealed class ApiContractTests(ConnectServerFixture server) : IClassFixtur
         Assert.Null(patched["idle_timeout"]);
         Assert.Equal("Contract CRUD", patched["title"]!.GetValue<string>());
 
+        // rsconnect --app-id with a numeric id: the legacy lookup, of which it reads the guid.
+        var legacy = (await server.Admin.GetFromJsonAsync<JsonObject>($"__api__/applications/{created["id"]}"))!;
+        Assert.Equal(guid, legacy["guid"]!.GetValue<string>());
+        using var noSuchApp = await server.Admin.GetAsync("__api__/applications/999999");
+        Assert.Equal(HttpStatusCode.NotFound, noSuchApp.StatusCode);
+
         using var delete = await server.Admin.DeleteAsync($"__api__/v1/content/{guid}");
         Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
         using var gone = await server.Admin.GetAsync($"__api__/v1/content/{guid}");

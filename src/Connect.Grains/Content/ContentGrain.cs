@@ -115,16 +115,7 @@ public sealed partial class ContentGrain(
         await store.DeleteContentAsync(Id);
         _item = null;
         changes.Publish(Id);
-        foreach (var dir in new[] { paths.ContentApps(Id), paths.ContentBundles(Id), paths.ContentLogs(Id) })
-        {
-            await Task.Run(() =>
-            {
-                if (Directory.Exists(dir))
-                {
-                    Directory.Delete(dir, recursive: true);
-                }
-            });
-        }
+        await RemovePathsAsync(paths.ContentApps(Id), paths.ContentBundles(Id), paths.ContentLogs(Id));
         DeactivateOnIdle();
     }
 
@@ -244,28 +235,25 @@ public sealed partial class ContentGrain(
             throw new ContentConflictException("this bundle is being deployed; wait for its task to finish");
         }
         await store.DeleteBundleAsync(Id, bundleId);
-        var archive = paths.BundleArchive(Id, bundleId);
-        var plan = paths.LaunchPlan(Id, bundleId);
-        var unpacked = paths.BundleDirectory(Id, bundleId);
-        var output = paths.OutputDirectory(Id, bundleId);
-        await Task.Run(() =>
-        {
-            foreach (var file in new[] { archive, plan })
-            {
-                if (File.Exists(file))
-                {
-                    File.Delete(file);
-                }
-            }
-            foreach (var dir in new[] { unpacked, output })
-            {
-                if (Directory.Exists(dir))
-                {
-                    Directory.Delete(dir, recursive: true);
-                }
-            }
-        });
+        await RemovePathsAsync(paths.BundleArchive(Id, bundleId), paths.LaunchPlan(Id, bundleId),
+            paths.BundleDirectory(Id, bundleId), paths.OutputDirectory(Id, bundleId));
     }
+
+    /// <summary>Deletes files and directory trees off the grain scheduler (file I/O must not block the activation).</summary>
+    private static Task RemovePathsAsync(params string[] targets) => Task.Run(() =>
+    {
+        foreach (var target in targets)
+        {
+            if (Directory.Exists(target))
+            {
+                Directory.Delete(target, recursive: true);
+            }
+            else if (File.Exists(target))
+            {
+                File.Delete(target);
+            }
+        }
+    });
 
     // ------------------------------------------------------------------ processes
 

@@ -146,7 +146,7 @@ public sealed partial class ContentFrontEnd(
             using (connection)
             {
                 var config = new ForwarderRequestConfig { ActivityTimeout = Timeout(policy.ConnectionTimeout) };
-                var error = await forwarder.SendAsync(context, $"http://127.0.0.1:{process.Port}", invoker.Invoker, config,
+                var error = await forwarder.SendAsync(context, process.Destination, invoker.Invoker, config,
                     new ContentTransformer(remainder, publicBase));
                 if (error == ForwarderError.None)
                 {
@@ -154,7 +154,7 @@ public sealed partial class ContentFrontEnd(
                 }
                 var failed = context.Features.Get<IForwarderErrorFeature>()?.Exception;
                 LogForwardError(logger, item.Guid, error, failed?.Message);
-                if (error == ForwarderError.Request && failed?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused } && !context.Response.HasStarted && attempt == 0)
+                if (error == ForwarderError.Request && IsGone(failed) && !context.Response.HasStarted && attempt == 0)
                 {
                     // The process went away under us: forget it and try another (or a fresh one) once.
                     cache.ForgetProcess(item.Guid, process.Id);
@@ -170,6 +170,11 @@ public sealed partial class ContentFrontEnd(
             }
         }
     }
+
+    /// <summary>The connect itself failed: the process (or its socket) is no longer there.</summary>
+    private static bool IsGone(Exception? failure) =>
+        failure?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.AddressFamilyNotSupported }
+        || failure?.InnerException is SocketException { NativeErrorCode: 2 /* ENOENT: the socket file is gone */ };
 
     private static TimeSpan Timeout(TimeSpan configured) => configured <= TimeSpan.Zero ? TimeSpan.FromDays(1) : configured;
 
@@ -262,7 +267,7 @@ public sealed partial class ContentFrontEnd(
 }
 
 /// <summary>The one <see cref="HttpMessageInvoker"/> the front end forwards with (pooled connections to processes).</summary>
-public sealed class ForwarderInvoker : IDisposable
+public sealed class ForwarderInvoker(ProcessSupervisor supervisor) : IDisposable
 {
     public HttpMessageInvoker Invoker { get; } = new(new SocketsHttpHandler
     {
@@ -273,6 +278,8 @@ public sealed class ForwarderInvoker : IDisposable
         ConnectTimeout = TimeSpan.FromSeconds(5),
         EnableMultipleHttp2Connections = true,
         ActivityHeadersPropagator = null,
+        // Sandboxed processes listen on Unix sockets: the destination host names the process, not a network address.
+        ConnectCallback = (context, ct) => UnixSocketHost.ConnectAsync(supervisor, context.DnsEndPoint.Host, context.DnsEndPoint.Port, ct),
     });
 
     public void Dispose() => Invoker.Dispose();

@@ -13,7 +13,8 @@ public sealed record ConnectConfiguration(
     PythonOptions Python,
     BootstrapOptions Bootstrap,
     OrleansOptions Orleans,
-    SandboxOptions Sandbox)
+    SandboxOptions Sandbox,
+    ApplicationsOptions Applications)
 {
     public static ConnectConfiguration Bind(IConfiguration configuration)
     {
@@ -24,11 +25,12 @@ public sealed record ConnectConfiguration(
             return value;
         }
         return new(Section<ConnectOptions>("Connect"), Section<SchedulerDefaults>("Scheduler"), Section<PythonOptions>("Python"),
-            Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"), Section<SandboxOptions>("Sandbox"));
+            Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"), Section<SandboxOptions>("Sandbox"),
+            Section<ApplicationsOptions>("Applications"));
     }
 
     public IReadOnlyList<string> Validate() =>
-        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. Sandbox.Validate(), .. CrossChecks()];
+        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. Sandbox.Validate(), .. Applications.Validate(), .. CrossChecks()];
 
     private IEnumerable<string> CrossChecks()
     {

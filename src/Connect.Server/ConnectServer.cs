@@ -8,6 +8,7 @@ using Connect.Grains.Deployment;
 using Connect.Grains.Processes;
 using Connect.Proxy;
 using Connect.Runtime.Python;
+using Connect.Runtime.Sandbox;
 using Connect.Runtime.Supervision;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -38,6 +39,19 @@ public static class ConnectServer
 
         var paths = new DataPaths(config.Connect.DataDir);
         paths.EnsureCreated();
+        // The sandbox is set up before anything can run content: in Required mode a host that cannot isolate
+        // content stops the server here, with every reason at once.
+        using (var startupLogs = LoggerFactory.Create(logging => logging.AddConsole()))
+        {
+            var sandbox = new ContentSandbox(config.Sandbox, config.Applications, startupLogs.CreateLogger<ContentSandbox>());
+            var sandboxProblems = sandbox.Initialize(NodeName(config), config.Orleans.SiloPort, [config.Orleans.SiloPort],
+                [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root]);
+            if (sandboxProblems.Count > 0)
+            {
+                throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
+            }
+            builder.Services.AddSingleton(sandbox);
+        }
         var store = new SqliteCatalogStore(paths.DatabaseFile);
         await store.MigrateAsync();
 
@@ -85,6 +99,9 @@ public static class ConnectServer
         return app;
     }
 
+    /// <summary>This node's name in jobs and logs (cluster mode will make it configurable).</summary>
+    private static string NodeName(ConnectConfiguration config) => $"{Environment.MachineName}-{config.Orleans.SiloPort}";
+
     private static void AddServices(IServiceCollection services, ConnectConfiguration config, DataPaths paths, ICatalogStore store)
     {
         services.AddSingleton(TimeProvider.System);
@@ -99,8 +116,12 @@ public static class ConnectServer
         services.AddSingleton(config.Connect.SecretKey is { } key ? new SecretBox(Convert.FromBase64String(key)) : SecretBox.FromKeyFile(paths.SecretKeyFile));
         services.AddSingleton(new ServerUrl(config.Connect.ServerUrl));
         services.AddSingleton<ContentChanges>();
-        services.AddSingleton<PythonInstallations>();
-        services.AddSingleton(sp => new PythonEnvironmentManager(paths.PythonEnvironments, config.Python, sp.GetRequiredService<ILogger<PythonEnvironmentManager>>()));
+        services.AddSingleton(config.Applications);
+        // Only interpreters the run-as user can execute are offered to content (pyenv under /root is not).
+        services.AddSingleton(sp => new PythonInstallations(config.Python, sp.GetRequiredService<ILogger<PythonInstallations>>(),
+            sp.GetRequiredService<ContentSandbox>().CanExecute));
+        services.AddSingleton(sp => new PythonEnvironmentManager(paths.PythonEnvironments, config.Python,
+            sp.GetRequiredService<ILogger<PythonEnvironmentManager>>(), sandbox: sp.GetRequiredService<ContentSandbox>()));
         services.AddSingleton<DeploymentPipeline>();
         services.AddSingleton(sp => new ProcessSupervisor(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProcessSupervisor>>()));
         services.AddSingleton<ContentProcessHost>();

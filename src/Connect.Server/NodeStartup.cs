@@ -15,7 +15,6 @@ public sealed partial class NodeStartup(
     GrainProcessOwner owner,
     ContentProcessHost host,
     Connect.Core.Hosting.DataPaths paths,
-    Connect.Runtime.Sandbox.SandboxOptions sandbox,
     IGrainFactory grains,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
@@ -23,10 +22,7 @@ public sealed partial class NodeStartup(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         supervisor.SetOwner(owner);
-        if (!sandbox.Active)
-        {
-            LogUnsandboxed(logger, sandbox.Bubblewrap);
-        }
+        SweepLeftovers();
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
         {
             await store.DeleteApiKeysNamedAsync(Connect.Data.Security.ApiKeys.ProcessKeyName(job.Key), cancellationToken);
@@ -82,8 +78,52 @@ public sealed partial class NodeStartup(
 
     public async Task StopAsync(CancellationToken cancellationToken) => await supervisor.DisposeAsync();
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Content processes run WITHOUT a sandbox: they can read the data directory. Install bubblewrap ({Bubblewrap}) or set Sandbox:Mode=Required")]
-    private static partial void LogUnsandboxed(ILogger logger, string bubblewrap);
+    /// <summary>
+    /// What a previous run left half-done: socket directories of processes that are gone, and the staging output of
+    /// renders cut short (their processes died with that run: they were the launcher thread's children).
+    /// </summary>
+    private void SweepLeftovers()
+    {
+        var removed = 0;
+        if (Directory.Exists(paths.Sockets))
+        {
+            foreach (var dir in Directory.EnumerateDirectories(paths.Sockets))
+            {
+                removed += TryDelete(dir);
+            }
+        }
+        var apps = Path.Combine(paths.Root, "apps");
+        if (Directory.Exists(apps))
+        {
+            foreach (var content in Directory.EnumerateDirectories(apps))
+            {
+                foreach (var staging in Directory.EnumerateDirectories(content, "*.output.tmp-*"))
+                {
+                    removed += TryDelete(staging);
+                }
+            }
+        }
+        if (removed > 0)
+        {
+            LogSwept(logger, removed);
+        }
+    }
+
+    private static int TryDelete(string directory)
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+            return 1;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Count} leftovers (sockets, unfinished render output) of a previous run")]
+    private static partial void LogSwept(ILogger logger, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Killed process {Pid} of content {Content} left running by a previous run of this node")]
     private static partial void LogOrphanKilled(ILogger logger, int pid, Guid content);

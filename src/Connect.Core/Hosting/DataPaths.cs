@@ -23,14 +23,47 @@ public sealed class DataPaths(string root)
     public string LaunchPlan(Guid content, long bundleId) => BundleDirectory(content, bundleId) + ".plan.json";
     /// <summary>Rendered output (notebooks, reports) of a bundle.</summary>
     public string OutputDirectory(Guid content, long bundleId) => BundleDirectory(content, bundleId) + ".output";
+    /// <summary>Node-local: one directory per running process holding its Unix socket, seen only by it and the front end.</summary>
+    public string Sockets => Path.Combine(Root, "run");
+    public string ProcessSocketDirectory(string jobKey) => Path.Combine(Sockets, jobKey);
+    /// <summary>The one directory a content item's processes may write, kept across restarts.</summary>
+    public string ContentWork(Guid content) => Path.Combine(Root, "work", content.ToString("D"));
     public string ContentLogs(Guid content) => Path.Combine(Root, "logs", content.ToString("D"));
     public string JobLog(Guid content, string jobKey) => Path.Combine(ContentLogs(content), jobKey + ".log");
 
+    /// <summary>
+    /// Creates the layout with modes that keep content out: the catalog, keys, uploads, archives and logs are the
+    /// server's alone (0700); content's run-as user may only pass through the root (0711) to the bundles, environments
+    /// and launcher its sandbox mounts.
+    /// </summary>
     public void EnsureCreated()
     {
-        foreach (var dir in new[] { Path.GetDirectoryName(DatabaseFile)!, Uploads, PythonEnvironments, Launchers, Path.Combine(Root, "bundles"), Path.Combine(Root, "apps"), Path.Combine(Root, "logs") })
+        const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+        const UnixFileMode PassThrough = Private | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute;
+        const UnixFileMode Readable = PassThrough | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        var layout = new (string Path, UnixFileMode Mode)[]
+        {
+            (Root, PassThrough),
+            (Path.GetDirectoryName(DatabaseFile)!, Private),
+            (Path.Combine(Root, "tmp"), Private),
+            (Uploads, Private),
+            (Path.Combine(Root, "bundles"), Private),
+            (Path.Combine(Root, "logs"), Private),
+            (Path.Combine(Root, "apps"), PassThrough),
+            (Path.Combine(Root, "python"), PassThrough),
+            (PythonEnvironments, Readable),
+            (Path.Combine(Root, "runtime"), PassThrough),
+            (Launchers, Readable),
+            (Sockets, PassThrough),
+            (Path.Combine(Root, "work"), PassThrough),
+        };
+        foreach (var (dir, mode) in layout)
         {
             Directory.CreateDirectory(dir);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(dir, mode);
+            }
         }
     }
 }

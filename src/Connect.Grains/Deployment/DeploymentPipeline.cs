@@ -23,6 +23,8 @@ public sealed partial class DeploymentPipeline(
     IOptions<ConnectOptions> options,
     PythonInstallations pythons,
     PythonEnvironmentManager environments,
+    Connect.Runtime.Sandbox.ContentSandbox sandbox,
+    Connect.Runtime.Sandbox.ApplicationsOptions applications,
     ILogger<DeploymentPipeline> logger)
 {
     private static readonly HashSet<string> SupportedModes = [AppModes.Static, AppModes.PythonApi, AppModes.PythonFastApi, AppModes.JupyterStatic];
@@ -114,6 +116,14 @@ public sealed partial class DeploymentPipeline(
         {
             log($"Bundle requested Python version {manifest.PythonVersion}");
         }
+        try
+        {
+            sandbox.EnsureAvailable();
+        }
+        catch (Connect.Runtime.Sandbox.SandboxUnavailableException e)
+        {
+            throw new DeploymentException(e.Message);
+        }
         var python = PythonInstallations.Match(available, manifest.PythonVersion)
             ?? throw new DeploymentException(
                 $"no Python installation on this server matches the requested version {manifest.PythonVersion}; available: " +
@@ -153,8 +163,12 @@ public sealed partial class DeploymentPipeline(
         try
         {
             var env = new PythonEnvironment(plan.EnvironmentDirectory!, plan.PythonPath!, "");
+            var limits = new Connect.Runtime.Sandbox.ResourceLimits(
+                applications.DefaultMemoryLimitMB > 0 ? applications.DefaultMemoryLimitMB * 1024 * 1024 : null,
+                applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : null,
+                applications.ProcessLimit);
             await NotebookRenderer.RenderAsync(env, notebook, Path.Combine(staging, "index.html"), manifest.HideAllInput, log,
-                TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct);
+                TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct, sandbox, limits);
             if (Directory.Exists(output))
             {
                 Directory.Delete(output, recursive: true);

@@ -22,7 +22,8 @@ public sealed partial class ContentProcessHost(
     ICatalogStore store,
     SecretBox secrets,
     ServerUrl serverUrl,
-    SandboxOptions sandbox,
+    ContentSandbox sandbox,
+    ApplicationsOptions applications,
     Microsoft.Extensions.Options.IOptions<ConnectOptions> options,
     TimeProvider time,
     ILogger<ContentProcessHost> logger)
@@ -36,40 +37,70 @@ public sealed partial class ContentProcessHost(
         {
             return Failed($"bundle {request.BundleId} has not been deployed on this server");
         }
-        var port = LoopbackPorts.GetFreePort();
+        try
+        {
+            sandbox.EnsureAvailable();
+        }
+        catch (SandboxUnavailableException e)
+        {
+            return Failed(e.Message);
+        }
         var environment = await BuildEnvironmentAsync(request, ct);
         var rootPath = $"{serverUrl.PathBase}/content/{request.ContentGuid:D}";
         var bundleDir = paths.BundleDirectory(request.ContentGuid, request.BundleId);
         var pythonEnv = new PythonEnvironment(plan.EnvironmentDirectory ?? "", plan.PythonPath ?? "", "");
+
+        // The process listens on a Unix socket in a directory of its own: mounted at /run/connect inside its sandbox
+        // and seen by nothing else but this node's front end.
+        var socketDirectory = paths.ProcessSocketDirectory(request.JobKey);
+        PrepareDirectory(socketDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var listen = ListenAddress.Unix(Path.Combine(socketDirectory, SocketName));
+        var sandboxed = sandbox.Mode != SandboxMode.Disabled;
+        var socketInside = sandboxed ? SandboxSocketDirectory + "/" + SocketName : null;
+        var work = paths.ContentWork(request.ContentGuid);
+        PrepareDirectory(work, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         LaunchSpec spec;
         switch (plan.AppMode)
         {
             case AppModes.PythonApi:
-                spec = PythonLaunch.ForWsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", port, rootPath, environment, paths.Launchers);
+                spec = PythonLaunch.ForWsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", listen, rootPath, environment, paths.Launchers, socketInside);
                 break;
             case AppModes.PythonFastApi:
-                spec = PythonLaunch.ForAsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", port, rootPath, environment, paths.Launchers);
+                spec = PythonLaunch.ForAsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", listen, rootPath, environment, paths.Launchers, socketInside);
                 break;
             default:
                 return Failed($"app mode '{plan.AppMode}' does not run as a process");
         }
-        if (sandbox.Active)
-        {
-            spec = Bubblewrap.Wrap(spec, PythonSandbox.For(bundleDir, pythonEnv.Directory, paths.Launchers), sandbox.Bubblewrap);
-        }
         var logFile = paths.JobLog(request.ContentGuid, request.JobKey);
         Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
         spec = spec with { LogFile = logFile };
+        var profile = new SandboxProfile
+        {
+            ReadOnly = [bundleDir, paths.Launchers, .. PythonSandbox.ReadOnlyPaths(pythonEnv.Directory)],
+            Writable = [work],
+            Mounts = [new SandboxMount(socketDirectory, SandboxSocketDirectory, Writable: true)],
+            Home = work,
+            Limits = await LimitsAsync(request.ContentGuid, ct),
+        };
+        SandboxedLaunch launch;
+        try
+        {
+            launch = sandbox.Prepare(spec, profile, request.JobKey).RemoveAfterwards(socketDirectory);
+        }
+        catch (SandboxUnavailableException e)
+        {
+            return Failed(e.Message);
+        }
 
         await store.AddJobAsync(new NewJob(request.JobKey, request.ContentGuid, request.BundleId, null, AppModes.JobTag(plan.AppMode),
             time.GetUtcNow(), NodeName, logFile), ct);
         try
         {
-            var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, spec, port, request.InitTimeout, request.IdleTimeout, ct);
-            var pid = sandbox.Active ? Bubblewrap.ApplicationPid(process.Handle.Pid) : process.Handle.Pid;
+            var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, launch, listen, request.InitTimeout, request.IdleTimeout, ct);
+            var pid = sandboxed ? Bubblewrap.ApplicationPid(process.Handle.Pid) : process.Handle.Pid;
             await store.SetJobPidAsync(request.JobKey, pid, ct);
-            LogStarted(logger, request.ContentGuid, pid, port);
-            return new ProcessStartResult { Started = true, Silo = silo, Port = port, Pid = pid };
+            LogStarted(logger, request.ContentGuid, pid, listen.ToString());
+            return new ProcessStartResult { Started = true, Silo = silo, Port = 0, Pid = pid };
         }
         catch (ProcessStartException e)
         {
@@ -77,6 +108,29 @@ public sealed partial class ContentProcessHost(
             await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(request.JobKey), CancellationToken.None);
             return Failed(e.Message, e.LogTail);
         }
+    }
+
+    private const string SocketName = "app.sock";
+    private const string SandboxSocketDirectory = "/run/connect";
+
+    /// <summary>The item's memory and CPU limits (its own or the server's defaults) and the server's process cap.</summary>
+    private async Task<ResourceLimits> LimitsAsync(Guid content, CancellationToken ct)
+    {
+        _ = await store.GetContentAsync(content, ct);
+        var memory = applications.DefaultMemoryLimitMB > 0 ? applications.DefaultMemoryLimitMB * 1024 * 1024 : (long?)null;
+        var cpus = applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : (double?)null;
+        return new ResourceLimits(memory, cpus, applications.ProcessLimit);
+    }
+
+    /// <summary>A directory the sandboxed process writes: made by the server, then handed to the run-as user.</summary>
+    private void PrepareDirectory(string directory, UnixFileMode mode)
+    {
+        Directory.CreateDirectory(directory);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(directory, mode);
+        }
+        sandbox.GiveToContent(directory);
     }
 
     private async Task<Dictionary<string, string>> BuildEnvironmentAsync(ProcessStartRequest request, CancellationToken ct)
@@ -104,6 +158,6 @@ public sealed partial class ContentProcessHost(
     private static ProcessStartResult Failed(string error, IReadOnlyList<string>? tail = null) =>
         new() { Started = false, Error = error, LogTail = tail ?? [] };
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content} process pid {Pid} ready on port {Port}")]
-    private static partial void LogStarted(ILogger logger, Guid content, int pid, int port);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content} process pid {Pid} ready on {Listen}")]
+    private static partial void LogStarted(ILogger logger, Guid content, int pid, string listen);
 }

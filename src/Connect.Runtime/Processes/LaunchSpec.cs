@@ -19,4 +19,11 @@ public sealed record LaunchSpec(
     /// so secrets in the server's environment never reach content processes.
     /// </summary>
     public bool InheritEnvironment { get; init; }
+
+    /// <summary>
+    /// How many generations at the top of the tree are wrappers (bubblewrap and its namespace init) rather than the
+    /// program: a graceful stop sends SIGTERM below them, since a wrapper killed first would take the program down with
+    /// SIGKILL before it could shut down. Default 0.
+    /// </summary>
+    public int WrapperDepth { get; init; }
 }

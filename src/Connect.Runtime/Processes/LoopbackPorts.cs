@@ -20,8 +20,13 @@ public static class LoopbackPorts
     /// Polls a TCP connect to 127.0.0.1:<paramref name="port"/>. True once it is accepted; false when
     /// <paramref name="timeout"/> passes or <paramref name="processExited"/> completes first.
     /// </summary>
+    public static Task<bool> WaitUntilAcceptingAsync(
+        int port, TimeSpan timeout, Task processExited, TimeProvider time, CancellationToken ct) =>
+        WaitUntilAcceptingAsync(ListenAddress.Tcp(port), timeout, processExited, time, ct);
+
+    /// <summary>As above, for a TCP port or a Unix socket.</summary>
     public static async Task<bool> WaitUntilAcceptingAsync(
-        int port, TimeSpan timeout, Task processExited, TimeProvider time, CancellationToken ct)
+        ListenAddress address, TimeSpan timeout, Task processExited, TimeProvider time, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(processExited);
         ArgumentNullException.ThrowIfNull(time);
@@ -34,7 +39,7 @@ public static class LoopbackPorts
                 return false;
             }
 
-            if (await TryConnectAsync(port, ct).ConfigureAwait(false))
+            if (await TryConnectAsync(address, ct).ConfigureAwait(false))
             {
                 return true;
             }
@@ -57,15 +62,18 @@ public static class LoopbackPorts
         }
     }
 
-    private static async Task<bool> TryConnectAsync(int port, CancellationToken ct)
+    private static async Task<bool> TryConnectAsync(ListenAddress address, CancellationToken ct)
     {
-        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var socket = address.SocketPath is null
+            ? new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)
+            : new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        EndPoint endpoint = address.SocketPath is { } path ? new UnixDomainSocketEndPoint(path) : new IPEndPoint(IPAddress.Loopback, address.Port);
         using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // A listener with a full backlog leaves a connect hanging; bound each attempt so the overall timeout holds.
         attempt.CancelAfter(AttemptTimeout);
         try
         {
-            await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), attempt.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(endpoint, attempt.Token).ConfigureAwait(false);
             return true;
         }
         catch (SocketException)

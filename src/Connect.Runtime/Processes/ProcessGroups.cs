@@ -49,8 +49,56 @@ internal static partial class ProcessGroups
         return false;
     }
 
+    /// <summary>
+    /// Sends <paramref name="signal"/> to the members of group <paramref name="pgid"/> at least <paramref name="depth"/>
+    /// generations below its leader (the program under its wrappers); false when there are none yet.
+    /// </summary>
+    internal static bool SignalGroupBelow(int pgid, int depth, int signal)
+    {
+        if (!Directory.Exists("/proc"))
+        {
+            return false;
+        }
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            var name = Path.GetFileName(dir);
+            if (name.Length == 0 || !char.IsAsciiDigit(name[0]) || !int.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+            var (state, group, parent) = ReadStatWithParent(dir);
+            if (group == pgid && state is not ('Z' or 'X' or '\0'))
+            {
+                parents[pid] = parent;
+            }
+        }
+        var sent = false;
+        foreach (var pid in parents.Keys)
+        {
+            var generations = 0;
+            var current = pid;
+            while (current != pgid && parents.TryGetValue(current, out var parent) && generations < 64)
+            {
+                generations++;
+                current = parent;
+            }
+            if (current == pgid && generations >= depth)
+            {
+                sent |= Kill(pid, signal) == 0;
+            }
+        }
+        return sent;
+    }
+
     /// <summary>State letter and process group id from /proc/&lt;pid&gt;/stat; ('\0', -1) if it vanished.</summary>
     internal static (char State, int Pgid) ReadStat(string procDirectory)
+    {
+        var (state, pgid, _) = ReadStatWithParent(procDirectory);
+        return (state, pgid);
+    }
+
+    private static (char State, int Pgid, int Ppid) ReadStatWithParent(string procDirectory)
     {
         string stat;
         try
@@ -59,23 +107,25 @@ internal static partial class ProcessGroups
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return ('\0', -1);
+            return ('\0', -1, -1);
         }
 
         // The command name is in parentheses and may itself contain spaces or ')'; fields resume after the last ')'.
         var close = stat.LastIndexOf(')');
         if (close < 0)
         {
-            return ('\0', -1);
+            return ('\0', -1, -1);
         }
 
         var fields = stat[(close + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (fields.Length < 3 || !int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var pgid))
+        if (fields.Length < 3
+            || !int.TryParse(fields[2], NumberStyles.None, CultureInfo.InvariantCulture, out var pgid)
+            || !int.TryParse(fields[1], NumberStyles.None, CultureInfo.InvariantCulture, out var ppid))
         {
-            return ('\0', -1);
+            return ('\0', -1, -1);
         }
 
-        return (fields[0][0], pgid);
+        return (fields[0][0], pgid, ppid);
     }
 
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]

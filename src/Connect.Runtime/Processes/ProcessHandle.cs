@@ -28,8 +28,11 @@ public sealed class ProcessHandle : IAsyncDisposable
     private Task? _stop;
     private Task _outputCompleted = Task.CompletedTask;
 
-    internal ProcessHandle(Process process, bool ownGroup, TimeProvider time, ILogger logger, Action<string>? onLine, StreamWriter? logFile)
+    private readonly int _wrapperDepth;
+
+    internal ProcessHandle(Process process, bool ownGroup, TimeProvider time, ILogger logger, Action<string>? onLine, StreamWriter? logFile, int wrapperDepth = 0)
     {
+        _wrapperDepth = wrapperDepth;
         _process = process;
         _ownGroup = ownGroup;
         _time = time;
@@ -127,6 +130,11 @@ public sealed class ProcessHandle : IAsyncDisposable
     {
         if (_ownGroup)
         {
+            // Below the wrappers first: the program gets its SIGTERM while the sandbox around it still stands.
+            if (signal == ProcessGroups.SigTerm && _wrapperDepth > 0 && ProcessGroups.SignalGroupBelow(Pid, _wrapperDepth, signal))
+            {
+                return;
+            }
             ProcessGroups.SignalGroup(Pid, signal);
             return;
         }
@@ -175,6 +183,9 @@ public sealed class ProcessHandle : IAsyncDisposable
             // The pipe went away with the process; nothing more to read.
         }
     }
+
+    /// <summary>Adds a line of Connect's own to the process's log (e.g. why the sandbox killed it).</summary>
+    public void Note(string line) => OnLine(line);
 
     private void OnLine(string line)
     {

@@ -90,11 +90,12 @@ public static class ProcessLauncher
 
         var logFile = OpenLogFile(spec.LogFile);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        var handle = new ProcessHandle(process, ownGroup: setsid is not null, time, logger, onLine, logFile);
+        var handle = new ProcessHandle(process, ownGroup: setsid is not null, time, logger, onLine, logFile, spec.WrapperDepth);
         process.Exited += (_, _) => handle.OnExited();
         try
         {
-            process.Start();
+            // Forked from the launcher thread so that a parent-death signal fires only when the server dies.
+            LauncherThread.Run(() => process.Start());
         }
         catch
         {

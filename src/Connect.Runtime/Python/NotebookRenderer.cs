@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Connect.Runtime.Processes;
+using Connect.Runtime.Sandbox;
 
 namespace Connect.Runtime.Python;
 
@@ -14,7 +15,7 @@ public static class NotebookRenderer
     /// </summary>
     public static async Task RenderAsync(
         PythonEnvironment env, string notebookPath, string outputHtmlPath, bool hideAllInput, Action<string> log,
-        TimeSpan timeout, CancellationToken ct)
+        TimeSpan timeout, CancellationToken ct, ContentSandbox? sandbox = null, ResourceLimits? limits = null)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(log);
@@ -28,6 +29,9 @@ public static class NotebookRenderer
         var outputDirectory = Path.GetDirectoryName(output)!;
         Directory.CreateDirectory(outputDirectory);
         var scratch = Directory.CreateTempSubdirectory("connect-nbconvert-").FullName;
+        // The notebook's code runs as content does: it writes only the scratch and the output directory.
+        sandbox?.GiveToContent(scratch);
+        sandbox?.GiveToContent(outputDirectory);
         var stem = $".connect-render-{Guid.NewGuid():N}";
         var rendered = Path.Combine(outputDirectory, stem + ".html");
         try
@@ -64,7 +68,28 @@ public static class NotebookRenderer
             }
 
             var spec = new LaunchSpec(env.PythonPath, arguments, Path.GetDirectoryName(notebook)!, environment);
-            var result = await ProcessRunner.RunAsync(spec, Capture, timeout, ct).ConfigureAwait(false);
+            ProcessResult result;
+            if (sandbox is null)
+            {
+                result = await ProcessRunner.RunAsync(spec, Capture, timeout, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                // No network: a render needs none, and a kernel talks to nbconvert over its own loopback.
+                var profile = new SandboxProfile
+                {
+                    ReadOnly = [Path.GetDirectoryName(notebook)!, .. PythonSandbox.ReadOnlyPaths(env.Directory)],
+                    Writable = [scratch, outputDirectory],
+                    Network = false,
+                    Limits = limits ?? ResourceLimits.None,
+                };
+                await using var launch = sandbox.Prepare(spec, profile, "render-" + Guid.NewGuid().ToString("N")[..12]);
+                result = await ProcessRunner.RunAsync(launch.Spec, Capture, timeout, ct).ConfigureAwait(false);
+                if (launch.ExplainExit(result.ExitCode) is { } why)
+                {
+                    Capture("Connect: " + why);
+                }
+            }
             if (result.TimedOut || result.ExitCode != 0 || !File.Exists(rendered))
             {
                 var text = string.Join('\n', tail.All());

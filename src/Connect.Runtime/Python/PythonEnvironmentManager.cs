@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Connect.Runtime.Processes;
+using Connect.Runtime.Sandbox;
 using Microsoft.Extensions.Logging;
 
 namespace Connect.Runtime.Python;
@@ -25,9 +26,13 @@ public sealed class PythonEnvironmentManager
     private readonly ILogger<PythonEnvironmentManager> _logger;
     private readonly TimeProvider _time;
 
+    private readonly ContentSandbox? _sandbox;
+
+    /// <param name="sandbox">Where builds run: pip executes the bundle's setup code, so it runs as content does. Null: unsandboxed (tests of the build logic).</param>
     public PythonEnvironmentManager(
-        string environmentsRoot, PythonOptions options, ILogger<PythonEnvironmentManager> logger, TimeProvider? time = null)
+        string environmentsRoot, PythonOptions options, ILogger<PythonEnvironmentManager> logger, TimeProvider? time = null, ContentSandbox? sandbox = null)
     {
+        _sandbox = sandbox;
         ArgumentException.ThrowIfNullOrWhiteSpace(environmentsRoot);
         _root = Path.GetFullPath(environmentsRoot);
         _options = options ?? throw new ArgumentNullException(nameof(options));
@@ -182,7 +187,14 @@ public sealed class PythonEnvironmentManager
             string[] venvArguments = install
                 ? ["-m", "venv", "--system-site-packages", directory]
                 : ["-m", "venv", "--system-site-packages", "--without-pip", directory];
-            var venv = await RunAsync(python.Path, venvArguments, _root, Capture, timeout, ct).ConfigureAwait(false);
+            Directory.CreateDirectory(directory);
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+            }
+            _sandbox?.GiveToContent(directory);
+            var venv = await RunAsync(python.Path, venvArguments, _sandbox is null ? _root : directory, Capture, timeout, directory, InstallationOf(python), ct).ConfigureAwait(false);
             Check(venv, "Creating the virtual environment", timeout, tail);
 
             if (install)
@@ -214,7 +226,8 @@ public sealed class PythonEnvironmentManager
                 // Relative paths inside a requirements file (e.g. "./wheels/x.whl") are relative to pip's working directory.
                 var remaining = timeout - _time.GetElapsedTime(started);
                 var pip = await RunAsync(
-                    environment.PythonPath, arguments, Path.GetDirectoryName(fullRequirements)!, Capture, remaining, ct).ConfigureAwait(false);
+                    environment.PythonPath, arguments, Path.GetDirectoryName(fullRequirements)!, Capture, remaining, directory,
+                    InstallationOf(python), ct).ConfigureAwait(false);
                 Check(pip, "Installing Python packages", timeout, tail);
             }
 
@@ -251,14 +264,47 @@ public sealed class PythonEnvironmentManager
         throw new PythonEnvironmentException(shown.Length == 0 ? headline : headline + "\n" + string.Join('\n', shown));
     }
 
-    private static Task<ProcessResult> RunAsync(
+    /// <summary>
+    /// Runs one build step. Under the sandbox it runs as content does, seeing the environment being built (writable),
+    /// the bundle's requirements and local package folders (read-only) and the interpreter; the network stays open
+    /// for package indexes, minus this host's own listeners.
+    /// </summary>
+    private async Task<ProcessResult> RunAsync(
         string fileName, IReadOnlyList<string> arguments, string workingDirectory, Action<string> onLine,
-        TimeSpan timeout, CancellationToken ct)
+        TimeSpan timeout, string environmentDirectory, string? installation, CancellationToken ct)
     {
         var environment = BuildEnvironment();
         var spec = new LaunchSpec(fileName, arguments, workingDirectory, environment);
-        return ProcessRunner.RunAsync(spec, onLine, timeout <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(1) : timeout, ct);
+        var readOnly = new List<string>();
+        if (workingDirectory != environmentDirectory)
+        {
+            readOnly.Add(workingDirectory);
+        }
+        readOnly.AddRange(_options.FindLinks.Where(l => !l.Contains("://", StringComparison.Ordinal)).Select(Path.GetFullPath));
+        if (_options.PackageIndex is { } index && index.StartsWith("file://", StringComparison.Ordinal))
+        {
+            readOnly.Add(new Uri(index).LocalPath);
+        }
+        if (installation is not null)
+        {
+            readOnly.Add(installation);
+        }
+        if (_sandbox is null)
+        {
+            return await ProcessRunner.RunAsync(spec, onLine, timeout <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(1) : timeout, ct).ConfigureAwait(false);
+        }
+        var profile = new SandboxProfile { ReadOnly = readOnly, Writable = [environmentDirectory] };
+        await using var launch = _sandbox.Prepare(spec, profile, "build-" + Guid.NewGuid().ToString("N")[..12]);
+        var result = await ProcessRunner.RunAsync(launch.Spec, onLine, timeout <= TimeSpan.Zero ? TimeSpan.FromMilliseconds(1) : timeout, ct).ConfigureAwait(false);
+        if (launch.ExplainExit(result.ExitCode) is { } why)
+        {
+            onLine("Connect: " + why);
+        }
+        return result;
     }
+
+    private static string? InstallationOf(PythonInstallation python) =>
+        PythonSandbox.InstallationPrefix(Path.GetDirectoryName(Path.GetFullPath(python.Path)) ?? "/usr/bin");
 
     /// <summary>
     /// Build steps get the minimal base environment plus what pip legitimately needs from the host: proxy and CA

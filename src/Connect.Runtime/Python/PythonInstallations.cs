@@ -22,8 +22,17 @@ public sealed partial class PythonInstallations
     private readonly SemaphoreSlim _gate = new(1, 1);
     private IReadOnlyList<PythonInstallation>? _cached;
 
+    private readonly Func<string, bool>? _usable;
+
     public PythonInstallations(PythonOptions options, ILogger<PythonInstallations> logger)
+        : this(options, logger, usable: null)
     {
+    }
+
+    /// <param name="usable">Which interpreters content can run (the run-as user must be able to execute them); null: all.</param>
+    public PythonInstallations(PythonOptions options, ILogger<PythonInstallations> logger, Func<string, bool>? usable)
+    {
+        _usable = usable;
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _logger = logger ?? throw new ArgumentNullException(nameof(logger));
     }
@@ -131,6 +140,7 @@ public sealed partial class PythonInstallations
         }
 
         var result = byRealPath.Values
+            .Where(i => _usable is null || _usable(i.Path))
             .OrderBy(i => ParseVersion(i.Version))
             .ThenBy(i => i.Path, StringComparer.Ordinal)
             .ToList();

@@ -15,13 +15,25 @@ public static class PythonLaunch
     public static LaunchSpec ForWsgi(
         PythonEnvironment env, string bundleDirectory, string entrypoint, int port, string rootPath,
         IReadOnlyDictionary<string, string> environment, string launcherDirectory) =>
-        For("wsgi", env, bundleDirectory, entrypoint, port, rootPath, environment, launcherDirectory);
+        For("wsgi", env, bundleDirectory, entrypoint, ListenAddress.Tcp(port), rootPath, environment, launcherDirectory);
+
+    /// <summary>Serve a WSGI application on <paramref name="listen"/> (a Unix socket, seen at <paramref name="socketInSandbox"/> by the app).</summary>
+    public static LaunchSpec ForWsgi(
+        PythonEnvironment env, string bundleDirectory, string entrypoint, ListenAddress listen, string rootPath,
+        IReadOnlyDictionary<string, string> environment, string launcherDirectory, string? socketInSandbox = null) =>
+        For("wsgi", env, bundleDirectory, entrypoint, listen, rootPath, environment, launcherDirectory, socketInSandbox);
 
     /// <summary>Serve an ASGI application (FastAPI, Starlette, ...) with uvicorn, which must be installed in the environment.</summary>
     public static LaunchSpec ForAsgi(
         PythonEnvironment env, string bundleDirectory, string entrypoint, int port, string rootPath,
         IReadOnlyDictionary<string, string> environment, string launcherDirectory) =>
-        For("asgi", env, bundleDirectory, entrypoint, port, rootPath, environment, launcherDirectory);
+        For("asgi", env, bundleDirectory, entrypoint, ListenAddress.Tcp(port), rootPath, environment, launcherDirectory);
+
+    /// <summary>Serve an ASGI application on <paramref name="listen"/> (a Unix socket, seen at <paramref name="socketInSandbox"/> by the app).</summary>
+    public static LaunchSpec ForAsgi(
+        PythonEnvironment env, string bundleDirectory, string entrypoint, ListenAddress listen, string rootPath,
+        IReadOnlyDictionary<string, string> environment, string launcherDirectory, string? socketInSandbox = null) =>
+        For("asgi", env, bundleDirectory, entrypoint, listen, rootPath, environment, launcherDirectory, socketInSandbox);
 
     /// <summary>Writes the launcher into <paramref name="launcherDirectory"/> unless an identical copy is there; returns its path.</summary>
     public static string EnsureLauncher(string launcherDirectory)
@@ -57,13 +69,13 @@ public static class PythonLaunch
     }
 
     private static LaunchSpec For(
-        string kind, PythonEnvironment env, string bundleDirectory, string entrypoint, int port, string rootPath,
-        IReadOnlyDictionary<string, string> environment, string launcherDirectory)
+        string kind, PythonEnvironment env, string bundleDirectory, string entrypoint, ListenAddress listen, string rootPath,
+        IReadOnlyDictionary<string, string> environment, string launcherDirectory, string? socketInSandbox = null)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentException.ThrowIfNullOrWhiteSpace(bundleDirectory);
         ArgumentNullException.ThrowIfNull(environment);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(port);
+        ArgumentNullException.ThrowIfNull(listen);
         var launcher = EnsureLauncher(launcherDirectory);
         var bundle = Path.GetFullPath(bundleDirectory);
         var variables = EnvironmentFor(env);
@@ -78,7 +90,9 @@ public static class PythonLaunch
             launcher,
             "--kind", kind,
             "--entrypoint", string.IsNullOrWhiteSpace(entrypoint) ? "app" : entrypoint,
-            "--port", port.ToString(CultureInfo.InvariantCulture),
+            .. (listen.SocketPath is { } socket
+                ? new[] { "--socket", socketInSandbox ?? socket }
+                : ["--port", listen.Port.ToString(CultureInfo.InvariantCulture)]),
             "--root-path", rootPath ?? "",
             "--bundle", bundle,
         ];

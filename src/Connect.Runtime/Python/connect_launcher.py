@@ -2,10 +2,11 @@
 
 The Connect server runs it with the content's Python environment:
 
-    python connect_launcher.py --kind wsgi|asgi --entrypoint ENTRY --port PORT --root-path PATH --bundle DIR
+    python connect_launcher.py --kind wsgi|asgi --entrypoint ENTRY (--socket PATH | --port PORT) --root-path PATH --bundle DIR
 
-It imports the application named by ENTRY ("module" or "module:object") from the bundle directory and serves it on
-127.0.0.1:PORT until it receives SIGTERM. The proxy in front strips the public prefix (/content/<guid>), so requests
+It imports the application named by ENTRY ("module" or "module:object") from the bundle directory and serves it on the
+Unix socket PATH (what the sandbox uses: only the front end can reach it) or on 127.0.0.1:PORT until it receives
+SIGTERM. The proxy in front strips the public prefix (/content/<guid>), so requests
 arrive relative to "/"; PATH is what the application is mounted under (SCRIPT_NAME for WSGI, root_path for ASGI), so
 the URLs it generates are public ones. It must keep working on every Python Connect supports (3.8+).
 """
@@ -73,7 +74,11 @@ def mount_wsgi(app, root_path):
     return mounted
 
 
-def serve_wsgi(app, port, root_path, label):
+def describe(port, socket_path):
+    return "unix:%s" % socket_path if socket_path else "http://%s:%d" % (HOST, port)
+
+
+def serve_wsgi(app, port, socket_path, root_path, label):
     wsgi = mount_wsgi(app, root_path)
     try:
         from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -85,10 +90,12 @@ def serve_wsgi(app, port, root_path, label):
             # would then cost a TCP handshake and a new thread per request.
             protocol_version = "HTTP/1.1"
 
-        say("serving WSGI application %s with werkzeug on http://%s:%d (mounted at '%s')" % (label, HOST, port, root_path))
-        run_simple(HOST, port, wsgi, threaded=True, use_reloader=False, use_debugger=False, request_handler=KeepAliveHandler)
+        say("serving WSGI application %s with werkzeug on %s (mounted at '%s')" % (label, describe(port, socket_path), root_path))
+        # werkzeug binds a Unix socket when the host is "unix://PATH".
+        host = "unix://" + socket_path if socket_path else HOST
+        run_simple(host, port or 0, wsgi, threaded=True, use_reloader=False, use_debugger=False, request_handler=KeepAliveHandler)
         return
-    from socketserver import ThreadingMixIn
+    from socketserver import ThreadingMixIn, UnixStreamServer
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
     class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
@@ -99,8 +106,31 @@ def serve_wsgi(app, port, root_path, label):
         def log_message(self, format, *args):
             sys.stderr.write("%s - %s\n" % (self.address_string(), format % args))
 
-    server = make_server(HOST, port, wsgi, server_class=ThreadingWSGIServer, handler_class=Handler)
-    say("serving WSGI application %s with wsgiref on http://%s:%d (mounted at '%s')" % (label, HOST, port, root_path))
+    class UnixHandler(Handler):
+        def setup(self):
+            # A Unix peer has no (host, port); the environ wants REMOTE_ADDR from one.
+            self.client_address = ("127.0.0.1", 0)
+            Handler.setup(self)
+
+    class ThreadingUnixWSGIServer(ThreadingMixIn, UnixStreamServer):
+        # wsgiref's server assumes a (host, port) address; over a Unix socket the environ is set up here instead.
+        daemon_threads = True
+        application = None
+
+        def get_app(self):
+            return self.application
+
+        def server_bind(self):
+            UnixStreamServer.server_bind(self)
+            self.base_environ = {"SERVER_NAME": "localhost", "SERVER_PORT": "80", "GATEWAY_INTERFACE": "CGI/1.1",
+                                 "CONTENT_LENGTH": "", "SCRIPT_NAME": ""}
+
+    if socket_path:
+        server = ThreadingUnixWSGIServer(socket_path, UnixHandler)
+        server.application = wsgi
+    else:
+        server = make_server(HOST, port, wsgi, server_class=ThreadingWSGIServer, handler_class=Handler)
+    say("serving WSGI application %s with wsgiref on %s (mounted at '%s')" % (label, describe(port, socket_path), root_path))
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -109,15 +139,18 @@ def serve_wsgi(app, port, root_path, label):
         server.server_close()
 
 
-def serve_asgi(app, port, root_path, label):
+def serve_asgi(app, port, socket_path, root_path, label):
     try:
         import uvicorn
     except ImportError:
         say("ASGI content needs uvicorn, which is not installed in this environment (add it to requirements.txt)")
         sys.exit(2)
-    say("serving ASGI application %s with uvicorn %s on http://%s:%d (root_path '%s')"
-        % (label, getattr(uvicorn, "__version__", "?"), HOST, port, root_path))
-    uvicorn.run(app, host=HOST, port=port, root_path=root_path, log_level="info")
+    say("serving ASGI application %s with uvicorn %s on %s (root_path '%s')"
+        % (label, getattr(uvicorn, "__version__", "?"), describe(port, socket_path), root_path))
+    if socket_path:
+        uvicorn.run(app, uds=socket_path, root_path=root_path, log_level="info")
+    else:
+        uvicorn.run(app, host=HOST, port=port, root_path=root_path, log_level="info")
 
 
 def on_sigterm(signum, frame):
@@ -129,7 +162,9 @@ def main(argv):
     parser = argparse.ArgumentParser(prog="connect_launcher")
     parser.add_argument("--kind", choices=("wsgi", "asgi"), required=True)
     parser.add_argument("--entrypoint", default="app")
-    parser.add_argument("--port", type=int, required=True)
+    listen = parser.add_mutually_exclusive_group(required=True)
+    listen.add_argument("--port", type=int)
+    listen.add_argument("--socket")
     parser.add_argument("--root-path", default="")
     parser.add_argument("--bundle", required=True)
     args = parser.parse_args(argv)
@@ -153,9 +188,9 @@ def main(argv):
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         if args.kind == "wsgi":
-            serve_wsgi(app, args.port, root_path, label)
+            serve_wsgi(app, args.port, args.socket, root_path, label)
         else:
-            serve_asgi(app, args.port, root_path, label)
+            serve_asgi(app, args.port, args.socket, root_path, label)
     except KeyboardInterrupt:
         pass
     say("stopped")

@@ -1,16 +1,17 @@
 namespace Connect.Runtime.Sandbox;
 
-/// <summary>The file system a Python content process needs: its bundle, its venv, the interpreter the venv was made from, the launcher.</summary>
+/// <summary>The file system a Python process needs: its environment and the interpreter the environment was made from.</summary>
 public static class PythonSandbox
 {
-    public static SandboxSpec For(string bundleDirectory, string environmentDirectory, string launcherDirectory)
+    /// <summary>The environment directory plus the installation behind it, read-only.</summary>
+    public static IReadOnlyList<string> ReadOnlyPaths(string environmentDirectory)
     {
-        var readOnly = new List<string> { bundleDirectory, environmentDirectory, launcherDirectory };
+        var paths = new List<string> { environmentDirectory };
         if (BaseInstallation(environmentDirectory) is { } prefix)
         {
-            readOnly.Add(prefix);
+            paths.Add(prefix);
         }
-        return new SandboxSpec(readOnly, []);
+        return paths;
     }
 
     /// <summary>
@@ -29,11 +30,16 @@ public static class PythonSandbox
             var eq = line.IndexOf('=', StringComparison.Ordinal);
             if (eq > 0 && line[..eq].Trim() == "home")
             {
-                var home = line[(eq + 1)..].Trim();
-                var prefix = Path.GetDirectoryName(home.TrimEnd('/'));
-                return prefix is null || prefix == "/" || prefix.StartsWith("/usr", StringComparison.Ordinal) ? null : prefix;
+                return InstallationPrefix(line[(eq + 1)..].Trim());
             }
         }
         return null;
+    }
+
+    /// <summary>The prefix of an interpreter given its bin directory; null when under /usr (always mounted).</summary>
+    public static string? InstallationPrefix(string binDirectory)
+    {
+        var prefix = Path.GetDirectoryName(binDirectory.TrimEnd('/'));
+        return prefix is null || prefix == "/" || prefix.StartsWith("/usr", StringComparison.Ordinal) ? null : prefix;
     }
 }

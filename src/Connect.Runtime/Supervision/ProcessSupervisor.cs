@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using Connect.Runtime.Processes;
+using Connect.Runtime.Sandbox;
 using Microsoft.Extensions.Logging;
 
 namespace Connect.Runtime.Supervision;
@@ -25,12 +26,13 @@ public sealed class SupervisedProcess
     private int _connections;
     private long _lastActivityTicks;
 
-    internal SupervisedProcess(Guid id, Guid contentGuid, string jobKey, int port, ProcessHandle handle, TimeSpan idleTimeout, DateTimeOffset now)
+    internal SupervisedProcess(Guid id, Guid contentGuid, string jobKey, ListenAddress listen, ProcessHandle handle, TimeSpan idleTimeout, DateTimeOffset now)
     {
         Id = id;
         ContentGuid = contentGuid;
         JobKey = jobKey;
-        Port = port;
+        Listen = listen;
+        Destination = listen.SocketPath is null ? $"http://127.0.0.1:{listen.Port}" : $"http://{id:N}{UnixSocketHost.Suffix}";
         Handle = handle;
         IdleTimeout = idleTimeout;
         _lastActivityTicks = now.UtcTicks;
@@ -39,7 +41,13 @@ public sealed class SupervisedProcess
     public Guid Id { get; }
     public Guid ContentGuid { get; }
     public string JobKey { get; }
-    public int Port { get; }
+    public ListenAddress Listen { get; }
+
+    /// <summary>TCP port, or 0 for a process on a Unix socket.</summary>
+    public int Port => Listen.Port;
+
+    /// <summary>The forwarding destination: a loopback URL, or a host name the front end's connect callback maps to the socket.</summary>
+    public string Destination { get; }
     public ProcessHandle Handle { get; }
     public TimeSpan IdleTimeout { get; }
     /// <summary>Marks a process the idle check is stopping: no connection may enter it any more.</summary>
@@ -48,6 +56,12 @@ public sealed class SupervisedProcess
     public int Connections => Math.Max(0, Volatile.Read(ref _connections));
     public DateTimeOffset LastActivity => new(Interlocked.Read(ref _lastActivityTicks), TimeSpan.Zero);
     internal bool Stopping { get; set; }
+
+    /// <summary>Why the sandbox ended the process (its memory limit), when it did.</summary>
+    public string? ExitReason { get; internal set; }
+
+    /// <summary>Whether the exit was asked for (idle stop, kill, shutdown) rather than the process's own doing.</summary>
+    public bool StopRequested => Stopping;
 
     /// <summary>
     /// Counts a connection (an HTTP request or a WebSocket session) until the returned scope is disposed, unless
@@ -122,21 +136,40 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
     public bool TryGet(Guid processId, out SupervisedProcess process) => _processes.TryGetValue(processId, out process!);
 
     /// <summary>Launches the process and waits until its port accepts connections (or it fails, or the init timeout passes).</summary>
-    public async Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, LaunchSpec spec, int port,
+    public Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, LaunchSpec spec, int port,
+        TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct) =>
+        StartAsync(processId, contentGuid, jobKey, new SandboxedLaunch(spec, null), ListenAddress.Tcp(port), initTimeout, idleTimeout, ct);
+
+    /// <summary>
+    /// Launches a (sandboxed) process and waits until it accepts connections on <paramref name="listen"/>. The
+    /// supervisor owns <paramref name="launch"/> from here on and disposes it (limit scope, scratch) when the process is gone.
+    /// </summary>
+    public async Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, SandboxedLaunch launch, ListenAddress listen,
         TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct)
     {
         if (Volatile.Read(ref _disposed) != 0)
         {
+            await launch.DisposeAsync();
             throw new ProcessStartException("this node is shutting down", []);
         }
-        var handle = ProcessLauncher.Start(spec, _logger, _time);
+        ProcessHandle handle;
+        try
+        {
+            handle = ProcessLauncher.Start(launch.Spec, _logger, _time);
+        }
+        catch
+        {
+            await launch.DisposeAsync();
+            throw;
+        }
+        var port = listen.Port;
         // Known from launch on, so a shutdown during start-up stops it too.
         _starting[processId] = handle;
-        LogStarting(_logger, contentGuid, handle.Pid, port);
+        LogStarting(_logger, contentGuid, handle.Pid, listen);
         bool ready;
         try
         {
-            ready = await LoopbackPorts.WaitUntilAcceptingAsync(port, initTimeout, handle.Exited, _time, ct);
+            ready = await LoopbackPorts.WaitUntilAcceptingAsync(listen, initTimeout, handle.Exited, _time, ct);
             if (Volatile.Read(ref _disposed) != 0)
             {
                 ready = false;
@@ -146,6 +179,7 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
         {
             _starting.TryRemove(processId, out _);
             await handle.DisposeAsync();
+            await launch.DisposeAsync();
             throw;
         }
         if (!ready)
@@ -153,17 +187,24 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
             _starting.TryRemove(processId, out _);
             var exited = handle.HasExited;
             await handle.StopAsync(TimeSpan.FromSeconds(2));
+            var code = await handle.Exited;
+            var why = launch.ExplainExit(code);
+            if (why is not null)
+            {
+                handle.Note("Connect: " + why);
+            }
+            await launch.DisposeAsync();
             var message = exited
-                ? $"the process exited with code {await handle.Exited} before it accepted connections"
+                ? $"the process exited with code {code} before it accepted connections" + (why is null ? "" : $" ({why})")
                 : $"the process did not accept connections within {initTimeout.TotalSeconds:0} s (init_timeout)";
             LogStartFailed(_logger, contentGuid, message);
             throw new ProcessStartException(message, handle.Log.Tail(50));
         }
-        var process = new SupervisedProcess(processId, contentGuid, jobKey, port, handle, idleTimeout, _time.GetUtcNow());
+        var process = new SupervisedProcess(processId, contentGuid, jobKey, listen, handle, idleTimeout, _time.GetUtcNow());
         _processes[processId] = process;
         _starting.TryRemove(processId, out _);
         // On the thread pool: the watcher lives as long as the process, whoever called StartAsync.
-        _ = Task.Run(() => WatchExitAsync(process));
+        _ = Task.Run(() => WatchExitAsync(process, launch));
         return process;
     }
 
@@ -176,7 +217,7 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
         }
     }
 
-    private async Task WatchExitAsync(SupervisedProcess process)
+    private async Task WatchExitAsync(SupervisedProcess process, SandboxedLaunch launch)
     {
         int? code = null;
         try
@@ -188,6 +229,20 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
             // The handle was disposed without an exit code; the process is gone all the same.
         }
         _processes.TryRemove(process.Id, out _);
+        if (code is { } c && !process.Stopping && launch.ExplainExit(c) is { } why)
+        {
+            process.ExitReason = why;
+            process.Handle.Note("Connect: " + why);
+            LogKilledBySandbox(_logger, process.ContentGuid, process.Handle.Pid, why);
+        }
+        try
+        {
+            await launch.DisposeAsync();
+        }
+        catch (Exception e)
+        {
+            LogOwnerFailed(_logger, e);
+        }
         LogExited(_logger, process.ContentGuid, process.Handle.Pid, code);
         if (_owner is { } owner)
         {
@@ -267,8 +322,8 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Starting a process for content {Content}: pid {Pid}, port {Port}")]
-    private static partial void LogStarting(ILogger logger, Guid content, int pid, int port);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Starting a process for content {Content}: pid {Pid}, listening on {Listen}")]
+    private static partial void LogStarting(ILogger logger, Guid content, int pid, ListenAddress listen);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A process for content {Content} failed to start: {Reason}")]
     private static partial void LogStartFailed(ILogger logger, Guid content, string reason);
@@ -278,6 +333,9 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stopping idle process {Pid} of content {Content}")]
     private static partial void LogIdleStop(ILogger logger, Guid content, int pid);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A process of content {Content} (pid {Pid}) was ended by its sandbox: {Reason}")]
+    private static partial void LogKilledBySandbox(ILogger logger, Guid content, int pid, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The process owner failed to handle a supervisor event")]
     private static partial void LogOwnerFailed(ILogger logger, Exception exception);

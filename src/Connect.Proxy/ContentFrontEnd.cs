@@ -164,10 +164,34 @@ public sealed partial class ContentFrontEnd(
                 if (!context.Response.HasStarted)
                 {
                     context.Response.Clear();
-                    await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
+                    // A process that died under this request (a crash, its memory limit) is not one that failed to start.
+                    if (await StoppedAsync(process))
+                    {
+                        cache.ForgetProcess(item.Guid, process.Id);
+                        var reason = process.ExitReason is { } why && ContentAccess.CanEdit(item, caller) ? " (" + why + ")" : "";
+                        await ErrorPages.Render(502, "The application stopped", "The application stopped while handling this request" + reason + ". Reload to start it again.").ExecuteAsync(context);
+                    }
+                    else
+                    {
+                        await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
+                    }
                 }
                 return;
             }
+        }
+    }
+
+    /// <summary>Whether the process has exited (or does within a moment: the forwarder can see the reset first).</summary>
+    private async Task<bool> StoppedAsync(SupervisedProcess process)
+    {
+        try
+        {
+            await process.Handle.Exited.WaitAsync(TimeSpan.FromSeconds(2), time);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
         }
     }
 

@@ -362,12 +362,13 @@ public sealed partial class ContentGrain(
 
     public async Task ProcessExitedAsync(Guid processId, int? exitCode)
     {
-        if (_processes.Remove(processId))
+        if (_processes.Remove(processId, out var entry))
         {
             UpdateKeepAlive();
-            if (exitCode is not 0 and not 143)
+            if (exitCode is not 0 and not 143 && entry.Endpoint is null)
             {
-                // An unexpected exit counts as a failure for the restart pause.
+                // Dying before it was ready counts as a start failure for the restart pause. A process that served and
+                // then stopped (a crash, its memory limit) is replaced on the next request at once.
                 _lastFailure = ($"the process exited with code {exitCode}", [], time.GetUtcNow());
             }
             LogProcessExited(logger, Id, exitCode);

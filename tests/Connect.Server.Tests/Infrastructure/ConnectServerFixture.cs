@@ -24,6 +24,7 @@ public class ConnectServerFixture : IAsyncLifetime
     public string BootstrapSecretFile => Path.Combine(DataDir, "..", Path.GetFileName(DataDir) + ".bootstrap");
     public byte[] BootstrapSecret { get; } = RandomNumberGenerator.GetBytes(32);
     public Uri BaseAddress { get; private set; } = null!;
+    public int SiloPort { get; private set; }
     public string AdminKey { get; private set; } = "";
     public HttpClient Anonymous { get; private set; } = null!;
     public HttpClient Admin { get; private set; } = null!;
@@ -36,12 +37,13 @@ public class ConnectServerFixture : IAsyncLifetime
         Directory.CreateDirectory(DataDir);
         await File.WriteAllTextAsync(BootstrapSecretFile, Convert.ToBase64String(BootstrapSecret));
         var port = FreePort();
+        SiloPort = FreePort();
         BaseAddress = new Uri($"http://127.0.0.1:{port}/");
         string[] args =
         [
             $"--urls={BaseAddress.ToString().TrimEnd('/')}",
             $"--Connect:DataDir={DataDir}",
-            $"--Orleans:SiloPort={FreePort()}",
+            $"--Orleans:SiloPort={SiloPort}",
             $"--Bootstrap:SecretKeyFile={BootstrapSecretFile}",
             "--Logging:LogLevel:Default=Warning",
             "--Logging:LogLevel:Connect=Information",

@@ -61,11 +61,12 @@ public sealed partial class ContentFrontEnd(
             return ErrorPages.Render(404, "Not found", "There is no content at this address.");
         }
         var caller = await Caller.GetAsync(context);
-        // A key scoped to another item is worth nothing here: the request gets what it would without a key.
+        // A key scoped to another item is worth nothing here: the request gets the access it would have without a key
+        // (but is told 403, not "log in": it did present a key).
         var user = caller.UserFor(item);
         if (!ContentAccess.CanView(item, user))
         {
-            return user is null
+            return caller.User is null
                 ? ErrorPages.Render(401, "Please log in", "This content is only available to signed-in users (send an API key: Authorization: Key <key>).")
                 : ErrorPages.Render(403, "Access denied", "You do not have access to this content.");
         }

@@ -17,13 +17,14 @@ public interface ICatalogStore
     Task<UserInfo?> GetUserAsync(Guid guid, CancellationToken ct = default);
     Task<UserInfo?> GetUserByNameAsync(string username, CancellationToken ct = default);
     Task<IReadOnlyList<UserInfo>> ListUsersAsync(CancellationToken ct = default);
-    Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, CancellationToken ct = default);
+    /// <param name="contentScope">confines the key to this content item (it must exist; the key goes when the item does), or null</param>
+    Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, Guid? contentScope = null, CancellationToken ct = default);
     Task<IReadOnlyList<ApiKeyInfo>> ListApiKeysAsync(Guid userGuid, CancellationToken ct = default);
     Task<bool> DeleteApiKeyAsync(Guid userGuid, long keyId, CancellationToken ct = default);
     /// <summary>Removes every key with this name, whoever owns it (the per-process keys of content jobs).</summary>
     Task<int> DeleteApiKeysNamedAsync(string name, CancellationToken ct = default);
-    /// <summary>The user owning the key with this hash (and marks the key used), or null.</summary>
-    Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default);
+    /// <summary>The user owning the key with this hash and the key's content scope (and marks the key used), or null.</summary>
+    Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default);
     /// <summary>Creates the first administrator and its key in one transaction; null when any user exists.</summary>
     Task<UserInfo?> BootstrapAdministratorAsync(NewUser admin, string keyName, string keyHash, CancellationToken ct = default);
 

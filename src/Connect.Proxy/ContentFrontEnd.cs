@@ -61,7 +61,10 @@ public sealed partial class ContentFrontEnd(
             return ErrorPages.Render(404, "Not found", "There is no content at this address.");
         }
         var caller = await Caller.GetAsync(context);
-        if (!ContentAccess.CanView(item, caller.User))
+        // A key scoped to another item is worth nothing here: the request gets the access it would have without a key
+        // (but is told 403, not "log in": it did present a key).
+        var user = caller.UserFor(item);
+        if (!ContentAccess.CanView(item, user))
         {
             return caller.User is null
                 ? ErrorPages.Render(401, "Please log in", "This content is only available to signed-in users (send an API key: Authorization: Key <key>).")
@@ -85,7 +88,7 @@ public sealed partial class ContentFrontEnd(
         }
         if (AppModes.IsInteractive(item.AppMode))
         {
-            await ForwardAsync(context, item, path, caller.User);
+            await ForwardAsync(context, item, path, user);
             return EmptyResult.Instance;
         }
         return ErrorPages.Render(501, "Not supported", $"Content of type '{item.AppMode}' cannot be served by this server.");

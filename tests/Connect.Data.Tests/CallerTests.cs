@@ -83,6 +83,32 @@ public sealed class CallerTests : IDisposable
         Assert.False(anonymous.InvalidKey);
     }
 
+    [Fact]
+    public async Task GetAsync_ScopedKey_CarriesItsContent_AndIsNobodyForOtherItems()
+    {
+        var store = new SqliteCatalogStore(Path.Combine(_root, "s.db"));
+        await store.MigrateAsync();
+        var now = DateTimeOffset.UtcNow;
+        var owner = await store.CreateUserAsync(new NewUser("owner", UserRoles.Publisher, now));
+        var own = await store.CreateContentAsync(new ContentSettings { Name = "own", OwnerGuid = owner.Guid, AccessType = "acl" }, now);
+        var other = await store.CreateContentAsync(new ContentSettings { Name = "other", OwnerGuid = owner.Guid, AccessType = "logged_in" }, now);
+        var key = ApiKeys.Generate();
+        await store.CreateApiKeyAsync(owner.Guid, ApiKeys.ProcessKeyName("j"), ApiKeys.Hash(key), own.Guid);
+        var services = new ServiceCollection()
+            .AddSingleton<ICatalogStore>(store)
+            .AddSingleton<TimeProvider>(new FixedTime(now))
+            .BuildServiceProvider();
+        var context = new DefaultHttpContext { RequestServices = services };
+        context.Request.Headers.Authorization = $"Key {key}";
+
+        var caller = await Caller.GetAsync(context);
+
+        Assert.Equal(owner, caller.User);
+        Assert.Equal(own.Guid, caller.ScopedContent);
+        Assert.Equal(owner, caller.UserFor(own));
+        Assert.Null(caller.UserFor(other));
+    }
+
     public void Dispose()
     {
         SqliteConnection.ClearAllPools();

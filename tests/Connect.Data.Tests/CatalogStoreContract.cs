@@ -248,7 +248,7 @@ public abstract class CatalogStoreContract
         Assert.Equal([key], await store.ListApiKeysAsync(alice.Guid));
 
         var found = await store.FindUserByKeyHashAsync(hash, At(10));
-        Assert.Equal(alice, found);
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), found);
     }
 
     [Fact]
@@ -297,7 +297,7 @@ public abstract class CatalogStoreContract
         Assert.Equal([a1, a2], await store.ListApiKeysAsync(alice.Guid));
         Assert.Equal([b1], await store.ListApiKeysAsync(bob.Guid));
         Assert.Empty(await store.ListApiKeysAsync(Guid.NewGuid()));
-        Assert.Equal(bob, await store.FindUserByKeyHashAsync(ApiKeys.Hash("b1"), T0));
+        Assert.Equal(new ApiKeyHolder(bob, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("b1"), T0));
     }
 
     [Fact]
@@ -310,7 +310,7 @@ public abstract class CatalogStoreContract
         var key = await store.CreateApiKeyAsync(alice.Guid, "k", hash);
 
         Assert.False(await store.DeleteApiKeyAsync(bob.Guid, key.Id));
-        Assert.Equal(alice, await store.FindUserByKeyHashAsync(hash, T0));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(hash, T0));
         Assert.Single(await store.ListApiKeysAsync(alice.Guid));
 
         Assert.True(await store.DeleteApiKeyAsync(alice.Guid, key.Id));
@@ -335,9 +335,61 @@ public abstract class CatalogStoreContract
 
         Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1"), T0));
         Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2"), T0));
-        Assert.Equal(alice, await store.FindUserByKeyHashAsync(ApiKeys.Hash("p3"), T0));
-        Assert.Equal(alice, await store.FindUserByKeyHashAsync(ApiKeys.Hash("p4"), T0));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p3"), T0));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p4"), T0));
         Assert.Equal(0, await store.DeleteApiKeysNamedAsync("content-process:j1"));
+    }
+
+    [Fact]
+    public async Task CreateApiKey_ScopedToContent_IsListedAndFoundWithItsScope()
+    {
+        var (store, owner, item) = await ContentFixtureAsync();
+        var scopedHash = ApiKeys.Hash("process");
+        var plainHash = ApiKeys.Hash("laptop");
+
+        var scoped = await store.CreateApiKeyAsync(owner.Guid, "content-process:j1", scopedHash, item.Guid);
+        var plain = await store.CreateApiKeyAsync(owner.Guid, "laptop", plainHash);
+
+        Assert.Equal(item.Guid, scoped.ContentScope);
+        Assert.Null(plain.ContentScope);
+        Assert.Equal([scoped, plain], await store.ListApiKeysAsync(owner.Guid));
+        Assert.Equal(new ApiKeyHolder(owner, item.Guid), await store.FindUserByKeyHashAsync(scopedHash, At(3)));
+        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(plainHash, At(3)));
+        AssertUtc((await store.ListApiKeysAsync(owner.Guid))[0].LastUsedTime, At(3));
+
+        // A restart (or another node) reads the same scope.
+        var reopened = await OpenSameDatabaseAsync(store);
+        await reopened.MigrateAsync();
+        Assert.Equal(item.Guid, (await reopened.FindUserByKeyHashAsync(scopedHash, At(4)))?.ContentScope);
+    }
+
+    [Fact]
+    public async Task ScopedApiKey_GoesWithItsContent_OtherKeysStay()
+    {
+        var (store, owner, item) = await ContentFixtureAsync();
+        var other = await store.CreateContentAsync(Settings(owner, "other"), T0);
+        await store.CreateApiKeyAsync(owner.Guid, "content-process:j1", ApiKeys.Hash("p1"), item.Guid);
+        await store.CreateApiKeyAsync(owner.Guid, "content-process:j2", ApiKeys.Hash("p2"), other.Guid);
+        await store.CreateApiKeyAsync(owner.Guid, "laptop", ApiKeys.Hash("k"));
+
+        Assert.True(await store.DeleteContentAsync(item.Guid));
+
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1"), T0));
+        Assert.Equal(other.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2"), T0))?.ContentScope);
+        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("k"), T0));
+        Assert.Equal(["content-process:j2", "laptop"], (await store.ListApiKeysAsync(owner.Guid)).Select(k => k.Name));
+    }
+
+    [Fact]
+    public async Task CreateApiKey_ScopedToMissingContent_FailsAndStoresNothing()
+    {
+        var store = await StoreAsync();
+        var alice = await UserAsync(store, "alice");
+
+        await Assert.ThrowsAnyAsync<Exception>(() => store.CreateApiKeyAsync(alice.Guid, "k", ApiKeys.Hash("k"), Guid.NewGuid()));
+
+        Assert.Empty(await store.ListApiKeysAsync(alice.Guid));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k"), T0));
     }
 
     // ------------------------------------------------------------------ bootstrap
@@ -358,7 +410,7 @@ public abstract class CatalogStoreContract
         Assert.Equal([admin], await store.ListUsersAsync());
         var key = Assert.Single(await store.ListApiKeysAsync(admin.Guid));
         Assert.Equal("bootstrap", key.Name);
-        Assert.Equal(admin, await store.FindUserByKeyHashAsync(hash, T0));
+        Assert.Equal(new ApiKeyHolder(admin, ContentScope: null), await store.FindUserByKeyHashAsync(hash, T0));
     }
 
     [Fact]
@@ -420,7 +472,7 @@ public abstract class CatalogStoreContract
         for (var i = 0; i < results.Length; i++)
         {
             var found = await store.FindUserByKeyHashAsync(ApiKeys.Hash($"key{i}"), T0);
-            Assert.Equal(i == index ? winner : null, found);
+            Assert.Equal(i == index ? winner : null, found?.User);
         }
     }
 

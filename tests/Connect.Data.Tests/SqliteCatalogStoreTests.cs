@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using Connect.Core.Model;
+using Connect.Data.Security;
 using Connect.Data.Sqlite;
 using Microsoft.Data.Sqlite;
 
@@ -47,6 +49,36 @@ public sealed class SqliteCatalogStoreTests : CatalogStoreContract, IDisposable
 
         cmd.CommandText = "PRAGMA journal_mode";
         Assert.Equal("wal", (string?)await cmd.ExecuteScalarAsync());
+    }
+
+    [Fact]
+    public async Task MigrateAsync_FromSchemaBeforeKeyScopes_KeepsKeysUnscoped_AndAcceptsScopedOnes()
+    {
+        // A catalog written by a release that stopped at migration 3 (before api_keys.content_guid).
+        var path = Path.Combine(_root, "v3.db");
+        var userGuid = Guid.NewGuid();
+        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = path, Pooling = false }.ToString()))
+        {
+            await connection.OpenAsync();
+            await using var cmd = connection.CreateCommand();
+            cmd.CommandText = "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL);" +
+                string.Concat(SqliteSchema.Migrations.Where(m => m.Version <= 3).Select(m =>
+                    m.Sql + $";INSERT INTO schema_migrations VALUES ({m.Version}, '2024-01-01T00:00:00Z');")) +
+                $"INSERT INTO users (guid, username, user_role, created_time, updated_time) VALUES ('{userGuid}', 'old', 'publisher', '2024-01-01T00:00:00Z', '2024-01-01T00:00:00Z');" +
+                $"INSERT INTO api_keys (user_guid, name, key_hash, created_time) VALUES ('{userGuid}', 'old-key', '{ApiKeys.Hash("old")}', '2024-01-01T00:00:00Z');";
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        var store = new SqliteCatalogStore(path);
+        await store.MigrateAsync();
+
+        var holder = await store.FindUserByKeyHashAsync(ApiKeys.Hash("old"), DateTimeOffset.UtcNow);
+        Assert.Equal("old", holder?.User.Username);
+        Assert.Null(holder!.ContentScope);
+        var item = await store.CreateContentAsync(new ContentSettings { Name = "app", OwnerGuid = userGuid }, DateTimeOffset.UtcNow);
+        await store.CreateApiKeyAsync(userGuid, "process", ApiKeys.Hash("new"), item.Guid);
+        Assert.Equal(item.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("new"), DateTimeOffset.UtcNow))?.ContentScope);
+        Assert.Equal([null, item.Guid], (await store.ListApiKeysAsync(userGuid)).Select(k => k.ContentScope));
     }
 
     public void Dispose()

@@ -4,6 +4,7 @@ using Connect.Api.Http;
 using Connect.Core.Content;
 using Connect.Core.Model;
 using Connect.Data;
+using Connect.Data.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -19,7 +20,7 @@ public static class ContentApi
         var content = v1.MapGroup("/content").AddEndpointFilter(ApiAuth.RequireUser);
         content.MapGet("", List);
         content.MapGet("/{guid}", Get);
-        content.MapPost("", Create).AddEndpointFilter(ApiAuth.RequirePublisher);
+        content.MapPost("", Create).AddEndpointFilter(ApiAuth.RequirePublisher).AddEndpointFilter(ApiAuth.RequireUnscoped);
         content.MapPatch("/{guid}", Patch);
         content.MapDelete("/{guid}", Delete);
         return v1;
@@ -49,6 +50,7 @@ public static class ContentApi
     private static async Task<IResult> List(HttpContext context, ICatalogStore store, string? name, string? owner_guid, string? include)
     {
         var caller = await ApiAuth.UserAsync(context);
+        var scope = (await Caller.GetAsync(context)).ScopedContent;
         Guid? owner = null;
         if (!string.IsNullOrEmpty(owner_guid))
         {
@@ -63,7 +65,7 @@ public static class ContentApi
         var baseUrl = PublicUrls.Base(context);
         var owners = new Dictionary<Guid, UserInfo?>();
         var result = new System.Text.Json.Nodes.JsonArray();
-        foreach (var item in items.Where(i => ContentAccess.CanView(i, caller)))
+        foreach (var item in items.Where(i => ContentAccess.InScope(scope, i.Guid) && ContentAccess.CanView(i, caller)))
         {
             UserInfo? ownerInfo = null;
             if (includes.Contains("owner") && !owners.TryGetValue(item.Settings.OwnerGuid, out ownerInfo))
@@ -158,10 +160,14 @@ public static class ContentApi
 
     private static async Task<IResult> Delete(HttpContext context, ICatalogStore store, IGrainFactory grains, string guid)
     {
-        var (item, _, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
+        var (item, caller, error) = await ContentLookup.LoadAsync(context, store, guid, edit: true);
         if (error is not null)
         {
             return error;
+        }
+        if (!ContentAccess.CanDelete(item!, caller, (await Caller.GetAsync(context)).ScopedContent))
+        {
+            return ApiErrors.Forbidden("This API key belongs to the content's own process: it may not delete the content.");
         }
         try
         {

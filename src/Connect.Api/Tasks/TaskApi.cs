@@ -2,6 +2,8 @@ using System.Text.Json.Nodes;
 using Connect.Abstractions;
 using Connect.Api.Auth;
 using Connect.Api.Http;
+using Connect.Core.Content;
+using Connect.Data.Security;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -23,9 +25,12 @@ public static class TaskApi
     private static async Task<IResult> Get(HttpContext context, IGrainFactory grains, string id, int? first, double? wait)
     {
         var caller = await ApiAuth.UserAsync(context);
+        var scope = (await Caller.GetAsync(context)).ScopedContent;
         var waitFor = TimeSpan.FromSeconds(wait is { } w && double.IsFinite(w) ? Math.Clamp(w, 0, MaxWait.TotalSeconds) : 0);
         var snapshot = await grains.GetGrain<ITaskGrain>(id).PollAsync(first, waitFor);
-        if (snapshot is null || (snapshot.UserGuid != caller.Guid && !caller.IsAdmin))
+        // A scoped key sees its own item's tasks only; a task of no item (none today) is not its business either.
+        if (snapshot is null || (snapshot.UserGuid != caller.Guid && !caller.IsAdmin)
+            || (scope is not null && (snapshot.ContentGuid is not { } content || !ContentAccess.InScope(scope, content))))
         {
             return ApiErrors.NotFoundError("task");
         }

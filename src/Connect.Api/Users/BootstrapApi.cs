@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Connect.Api.Auth;
 using Connect.Api.Http;
 using Connect.Core.Hosting;
 using Connect.Core.Model;
@@ -22,7 +23,7 @@ public static class BootstrapApi
 {
     public static RouteGroupBuilder MapBootstrapApi(this RouteGroupBuilder v1)
     {
-        v1.MapPost("/experimental/bootstrap", Bootstrap);
+        v1.MapPost("/experimental/bootstrap", Bootstrap).AddEndpointFilter(ApiAuth.RefuseScoped);
         return v1;
     }
 

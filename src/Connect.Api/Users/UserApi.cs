@@ -15,10 +15,10 @@ public static class UserApi
     public static RouteGroupBuilder MapUserApi(this RouteGroupBuilder v1)
     {
         v1.MapGet("/user", (Delegate)Me).AddEndpointFilter(ApiAuth.RequireUser);
-        v1.MapGet("/user/api_keys", ListKeys).AddEndpointFilter(ApiAuth.RequireUser);
-        v1.MapDelete("/user/api_keys/{id}", DeleteKey).AddEndpointFilter(ApiAuth.RequireUser);
+        v1.MapGet("/user/api_keys", ListKeys).AddEndpointFilter(ApiAuth.RequireUnscoped);
+        v1.MapDelete("/user/api_keys/{id}", DeleteKey).AddEndpointFilter(ApiAuth.RequireUnscoped);
 
-        var users = v1.MapGroup("/users").AddEndpointFilter(ApiAuth.RequireUser);
+        var users = v1.MapGroup("/users").AddEndpointFilter(ApiAuth.RequireUnscoped);
         users.MapGet("", List);
         users.MapGet("/{guid}", Get);
         return v1;

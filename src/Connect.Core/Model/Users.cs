@@ -29,4 +29,8 @@ public sealed record UserInfo
     public bool CanPublish => Role is UserRoles.Administrator or UserRoles.Publisher;
 }
 
-public sealed record ApiKeyInfo(long Id, Guid UserGuid, string Name, DateTimeOffset CreatedTime, DateTimeOffset? LastUsedTime);
+/// <param name="ContentScope">The one content item the key is confined to (see <c>ContentAccess</c>), or null for a key that acts as its user everywhere.</param>
+public sealed record ApiKeyInfo(long Id, Guid UserGuid, string Name, DateTimeOffset CreatedTime, DateTimeOffset? LastUsedTime, Guid? ContentScope = null);
+
+/// <summary>Who a presented key speaks for: its user, and the content item it is confined to, if any.</summary>
+public sealed record ApiKeyHolder(UserInfo User, Guid? ContentScope);

@@ -12,8 +12,8 @@ public static class ApiKeys
     public static string Generate() => Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
     /// <summary>
-    /// The name of the key a content process gets as CONNECT_API_KEY: it acts as the item's owner for the
-    /// process's lifetime and is deleted when the process ends.
+    /// The name of the key a content process gets as CONNECT_API_KEY: scoped to its item, it acts as the item's
+    /// owner there (and nowhere else) for the process's lifetime, and is deleted when the process ends.
     /// </summary>
     public static string ProcessKeyName(string jobKey) => ProcessKeyPrefix + jobKey;
 

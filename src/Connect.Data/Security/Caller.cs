@@ -1,3 +1,4 @@
+using Connect.Core.Content;
 using Connect.Core.Model;
 using Connect.Data;
 using Microsoft.AspNetCore.Http;
@@ -10,6 +11,15 @@ public sealed class Caller
     private static readonly object ItemKey = new();
 
     public UserInfo? User { get; private init; }
+
+    /// <summary>
+    /// The content item the presented key is confined to (a content process's CONNECT_API_KEY), or null for a key
+    /// that acts as its user everywhere. What a scoped key may do is decided in <see cref="ContentAccess"/>.
+    /// </summary>
+    public Guid? ScopedContent { get; private init; }
+
+    /// <summary>The user this request acts as towards <paramref name="item"/>: nobody, when the key is scoped to another item.</summary>
+    public UserInfo? UserFor(ContentItem item) => ContentAccess.ActingUser(item, User, ScopedContent);
 
     /// <summary>A key was presented but matches no (unlocked) user.</summary>
     public bool InvalidKey { get; private init; }
@@ -34,8 +44,10 @@ public sealed class Caller
         }
         var store = (ICatalogStore)context.RequestServices.GetService(typeof(ICatalogStore))!;
         var time = (TimeProvider)context.RequestServices.GetService(typeof(TimeProvider))!;
-        var user = await store.FindUserByKeyHashAsync(ApiKeys.Hash(key), time.GetUtcNow(), context.RequestAborted);
-        return user is null || user.Locked ? new Caller { InvalidKey = true } : new Caller { User = user };
+        var holder = await store.FindUserByKeyHashAsync(ApiKeys.Hash(key), time.GetUtcNow(), context.RequestAborted);
+        return holder is null || holder.User.Locked
+            ? new Caller { InvalidKey = true }
+            : new Caller { User = holder.User, ScopedContent = holder.ContentScope };
     }
 
     /// <summary>The API key of the request, from <c>Authorization: Key k</c> (or <c>X-RSC-Authorization</c>, sent behind proxies that own Authorization).</summary>

@@ -126,24 +126,27 @@ public sealed class SqliteCatalogStore : ICatalogStore
         return await Query(c, null, $"SELECT {UserColumns} FROM users ORDER BY id", ReadUser, ct);
     }
 
-    private static ApiKeyInfo ReadKey(SqliteDataReader r) => new(
-        r.GetInt64(0), Guid.Parse(r.GetString(1)), r.GetString(2), ParseTime(r.GetString(3)), r.IsDBNull(4) ? null : ParseTime(r.GetString(4)));
+    private const string KeyColumns = "id, user_guid, name, created_time, last_used_time, content_guid";
 
-    public async Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, CancellationToken ct = default)
+    private static ApiKeyInfo ReadKey(SqliteDataReader r) => new(
+        r.GetInt64(0), Guid.Parse(r.GetString(1)), r.GetString(2), ParseTime(r.GetString(3)), r.IsDBNull(4) ? null : ParseTime(r.GetString(4)),
+        r.IsDBNull(5) ? null : Guid.Parse(r.GetString(5)));
+
+    public async Task<ApiKeyInfo> CreateApiKeyAsync(Guid userGuid, string name, string keyHash, Guid? contentScope = null, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
-        return await InsertKey(c, null, userGuid, name, keyHash, DateTimeOffset.UtcNow, ct);
+        return await InsertKey(c, null, userGuid, name, keyHash, DateTimeOffset.UtcNow, ct, contentScope);
     }
 
-    private static async Task<ApiKeyInfo> InsertKey(SqliteConnection c, SqliteTransaction? tx, Guid userGuid, string name, string keyHash, DateTimeOffset now, CancellationToken ct) =>
+    private static async Task<ApiKeyInfo> InsertKey(SqliteConnection c, SqliteTransaction? tx, Guid userGuid, string name, string keyHash, DateTimeOffset now, CancellationToken ct, Guid? contentScope = null) =>
         (await Query(c, tx,
-            "INSERT INTO api_keys (user_guid, name, key_hash, created_time) VALUES ($u, $n, $h, $t) RETURNING id, user_guid, name, created_time, last_used_time",
-            ReadKey, ct, ("$u", userGuid.ToString()), ("$n", name), ("$h", keyHash), ("$t", Time(now))))[0];
+            $"INSERT INTO api_keys (user_guid, name, key_hash, created_time, content_guid) VALUES ($u, $n, $h, $t, $c) RETURNING {KeyColumns}",
+            ReadKey, ct, ("$u", userGuid.ToString()), ("$n", name), ("$h", keyHash), ("$t", Time(now)), ("$c", contentScope?.ToString())))[0];
 
     public async Task<IReadOnlyList<ApiKeyInfo>> ListApiKeysAsync(Guid userGuid, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
-        return await Query(c, null, "SELECT id, user_guid, name, created_time, last_used_time FROM api_keys WHERE user_guid = $u ORDER BY id",
+        return await Query(c, null, $"SELECT {KeyColumns} FROM api_keys WHERE user_guid = $u ORDER BY id",
             ReadKey, ct, ("$u", userGuid.ToString()));
     }
 
@@ -159,12 +162,13 @@ public sealed class SqliteCatalogStore : ICatalogStore
         return await Exec(c, null, "DELETE FROM api_keys WHERE name = $n", ct, ("$n", name));
     }
 
-    public async Task<UserInfo?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default)
+    public async Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        // The scope is read last, after the user's columns, so that ReadUser's ordinals hold.
         var user = (await Query(c, null,
-            $"SELECT {string.Join(", ", UserColumns.Split(", ").Select(col => "u." + col))} FROM api_keys k JOIN users u ON u.guid = k.user_guid WHERE k.key_hash = $h",
-            ReadUser, ct, ("$h", keyHash))).FirstOrDefault();
+            $"SELECT {string.Join(", ", UserColumns.Split(", ").Select(col => "u." + col))}, k.content_guid FROM api_keys k JOIN users u ON u.guid = k.user_guid WHERE k.key_hash = $h",
+            r => new ApiKeyHolder(ReadUser(r), r.IsDBNull(12) ? null : Guid.Parse(r.GetString(12))), ct, ("$h", keyHash))).FirstOrDefault();
         if (user is not null)
         {
             // Minute granularity keeps a busy key from turning every request into a write.

@@ -119,5 +119,10 @@ internal static class SqliteSchema
             ALTER TABLE bundles ADD COLUMN source_branch TEXT NULL;
             ALTER TABLE bundles ADD COLUMN source_commit TEXT NULL;
             """),
+        // A key confined to one content item (a content process's CONNECT_API_KEY); NULL acts as its user everywhere.
+        // It goes with its item: a key for content that no longer exists must not linger.
+        (4, """
+            ALTER TABLE api_keys ADD COLUMN content_guid TEXT NULL REFERENCES content(guid) ON DELETE CASCADE;
+            """),
     ];
 }

@@ -147,7 +147,7 @@ public sealed partial class ContentProcessHost(
         if (options.Value.ProcessApiKeys && await store.GetContentAsync(request.ContentGuid, ct) is { } item)
         {
             var key = ApiKeys.Generate();
-            await store.CreateApiKeyAsync(item.Settings.OwnerGuid, ApiKeys.ProcessKeyName(request.JobKey), ApiKeys.Hash(key), ct);
+            await store.CreateApiKeyAsync(item.Settings.OwnerGuid, ApiKeys.ProcessKeyName(request.JobKey), ApiKeys.Hash(key), item.Guid, ct);
             env["CONNECT_API_KEY"] = key;
         }
         env["POSIT_PRODUCT"] = "CONNECT";

@@ -166,9 +166,11 @@ public sealed class CgroupV1LimiterTests : IAsyncLifetime
     {
         var limiter = Limiter();
         await using var scope = limiter.Create(NewName(), new ResourceLimits(256 * MiB, null, 64));
+        // start_new_session calls setsid(2) in the child before exec, and Popen returns only after the exec: the
+        // grandchild has left the group by the time its pid is printed (the setsid program would race with the stop).
         const string script = """
             import subprocess, time
-            child = subprocess.Popen(["setsid", "sleep", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            child = subprocess.Popen(["sleep", "300"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             print("grandchild", child.pid, flush=True)
             time.sleep(300)
             """;
@@ -305,6 +307,16 @@ public sealed class RlimitLimiterTests : IDisposable
         var (unlimitedCode, unlimitedOutput) = await RunAsync(spec);
         Assert.Equal(0, unlimitedCode);
         Assert.Contains("allocated", unlimitedOutput);
+    }
+
+    [Fact]
+    public void Detect_falls_back_to_rlimits_when_cgroups_are_turned_off()
+    {
+        Assert.True(File.Exists(RlimitLimiter.DefaultPrlimit), "This test needs util-linux prlimit at /usr/bin/prlimit.");
+        var limiter = ResourceLimiter.Detect(new ApplicationsOptions { CgroupRoot = "" }, "node-a", NullLogger.Instance);
+
+        Assert.Equal("rlimit", limiter.Mechanism);
+        Assert.Contains(limiter.Notes, n => n.StartsWith("cpu: NOT enforced", StringComparison.Ordinal));
     }
 
     [Fact]

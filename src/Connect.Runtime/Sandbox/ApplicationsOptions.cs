@@ -29,9 +29,10 @@ public sealed class ApplicationsOptions
     public int ProcessLimit { get; set; } = 512;
 
     /// <summary>
-    /// Where per-process cgroups are made. Default: found at start (a delegated cgroup v2 subtree of the server's own
-    /// cgroup, or "connect" under each cgroup v1 controller when the server is root). Empty when none is usable:
-    /// limits then fall back to rlimits.
+    /// Where per-process cgroups are made. Default (null): found at start, a delegated cgroup v2 subtree of the server's
+    /// own cgroup, or "connect" under each cgroup v1 controller when the server is root. Under cgroup v2 a set value is
+    /// the delegated cgroup directory (absolute, or relative to /sys/fs/cgroup); under v1 it is the path below each
+    /// controller's hierarchy, to which the node name is appended. Empty: do not use cgroups (limits fall back to rlimits).
     /// </summary>
     public string? CgroupRoot { get; set; }
 

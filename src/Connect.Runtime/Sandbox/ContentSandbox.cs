@@ -169,7 +169,7 @@ public sealed partial class ContentSandbox
         Limiter = ResourceLimiter.Detect(_applications, nodeName, _logger);
         protections.Add($"resource limits by {Limiter.Mechanism}");
         gaps.AddRange(Limiter.Notes);
-        Limiter.CleanupStale();
+        Limiter.CleanupStaleAsync().GetAwaiter().GetResult();
 
         Protections = protections;
         Gaps = gaps;

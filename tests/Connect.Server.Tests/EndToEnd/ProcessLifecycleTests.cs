@@ -8,7 +8,16 @@ using Xunit.Abstractions;
 namespace Connect.Server.Tests.EndToEnd;
 
 /// <summary>Processes start on the first request, respect the scaling policy, and stop when idle.</summary>
-public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutputHelper output) : IClassFixture<ConnectServerFixture>
+/// <summary>
+/// A node whose content may call its own API on loopback (posit-sdk's Client() inside content): the sandbox's network
+/// guard keeps Kestrel's port closed to content unless it is listed in Sandbox:AllowedHostPorts.
+/// </summary>
+public sealed class ServerReachableFixture : ConnectServerFixture
+{
+    protected override IEnumerable<string> ExtraArguments => [$"--Sandbox:AllowedHostPorts:0={BaseAddress.Port}"];
+}
+
+public sealed class ProcessLifecycleTests(ServerReachableFixture server, ITestOutputHelper output) : IClassFixture<ServerReachableFixture>
 {
     private static readonly Dictionary<string, string> App = new()
     {
@@ -18,9 +27,11 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
 
             app = Flask(__name__)
 
+            # Inside its PID namespace the app is pid 2 or so: it names itself by its job key, which the jobs API maps to
+            # the host pid.
             @app.get("/pid")
             def pid():
-                return jsonify(pid=os.getpid())
+                return jsonify(job=os.environ["CONNECT_CONTENT_JOB_KEY"])
 
             @app.get("/whoami")
             def whoami():
@@ -33,7 +44,7 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
             @app.get("/sleep")
             def sleep():
                 time.sleep(float(request.args.get("s", "1")))
-                return jsonify(pid=os.getpid())
+                return jsonify(job=os.environ["CONNECT_CONTENT_JOB_KEY"])
             """,
         ["requirements.txt"] = "",
     };
@@ -65,7 +76,15 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
     private static bool ProcessExists(int pid) => Directory.Exists($"/proc/{pid}");
 
     private async Task<int> PidAsync(string guid, string path = "pid") =>
-        (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/{path}"))!["pid"]!.GetValue<int>();
+        await HostPidAsync(guid, (await server.Anonymous.GetFromJsonAsync<JsonObject>($"content/{guid}/{path}"))!);
+
+    /// <summary>The host pid of the process that answered, by its job key.</summary>
+    private async Task<int> HostPidAsync(string guid, JsonObject answer)
+    {
+        var key = answer["job"]!.GetValue<string>();
+        var job = (await JobsAsync(guid)).Single(j => j["key"]!.GetValue<string>() == key);
+        return int.Parse(job["pid"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     [Fact]
     public async Task A_cold_start_serves_the_first_request_and_an_idle_process_is_stopped()
@@ -111,7 +130,7 @@ public sealed class ProcessLifecycleTests(ConnectServerFixture server, ITestOutp
             return c.StatusCode == HttpStatusCode.ServiceUnavailable ? "busy" : null;
         }, TimeSpan.FromSeconds(3), "a 503 while both processes are busy");
 
-        var pids = (await Task.WhenAll(a, b)).Select(r => r!["pid"]!.GetValue<int>()).ToHashSet();
+        var pids = (await Task.WhenAll((await Task.WhenAll(a, b)).Select(r => HostPidAsync(guid, r!)))).ToHashSet();
         Assert.Equal(2, pids.Count);
         Assert.Contains(await PidAsync(guid), pids);
         Assert.Equal(2, (await JobsAsync(guid)).Count);

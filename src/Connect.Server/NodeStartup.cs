@@ -16,6 +16,7 @@ public sealed partial class NodeStartup(
     ContentProcessHost host,
     Connect.Core.Hosting.DataPaths paths,
     IGrainFactory grains,
+    Connect.Runtime.Sandbox.ContentSandbox contentSandbox,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
 {
@@ -76,7 +77,11 @@ public sealed partial class NodeStartup(
         }
     }
 
-    public async Task StopAsync(CancellationToken cancellationToken) => await supervisor.DisposeAsync();
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await supervisor.DisposeAsync();
+        contentSandbox.Release();
+    }
 
     /// <summary>
     /// What a previous run left half-done: socket directories of processes that are gone, and the staging output of

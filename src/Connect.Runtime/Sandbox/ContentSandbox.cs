@@ -148,7 +148,7 @@ public sealed partial class ContentSandbox
 
         if (_options.BlockHostNetwork && User is { } user)
         {
-            if (NetworkGuard.Apply(user.Uid, siloPort, clusterPorts, _options.AllowedHostPorts) is { } guardFailure)
+            if (NetworkGuard.Apply(user.Uid, clusterPorts, _options.AllowedHostPorts) is { } guardFailure)
             {
                 gaps.Add("content can connect to this host's own listeners (silo, Kestrel, loopback services): " + guardFailure);
             }
@@ -167,8 +167,14 @@ public sealed partial class ContentSandbox
         }
 
         Limiter = ResourceLimiter.Detect(_applications, nodeName, _logger);
-        protections.Add($"resource limits by {Limiter.Mechanism}");
-        gaps.AddRange(Limiter.Notes);
+        if (Limiter.Mechanism.StartsWith("cgroup", StringComparison.Ordinal))
+        {
+            protections.Add($"resource limits by {Limiter.Mechanism}: " + string.Join(" ", Limiter.Notes));
+        }
+        else
+        {
+            gaps.Add($"resource limits by {Limiter.Mechanism} only (no usable cgroup): " + string.Join(" ", Limiter.Notes));
+        }
         Limiter.CleanupStaleAsync().GetAwaiter().GetResult();
 
         Protections = protections;
@@ -186,7 +192,16 @@ public sealed partial class ContentSandbox
         {
             LogUnavailable(_logger, why);
         }
-        return _options.Mode == SandboxMode.Required ? [.. missing, .. gaps.Where(g => !g.StartsWith("rlimit", StringComparison.Ordinal))] : [];
+        return _options.Mode == SandboxMode.Required ? [.. missing, .. gaps] : [];
+    }
+
+    /// <summary>Takes this node's allowances out of the shared network guard (graceful shutdown).</summary>
+    public void Release()
+    {
+        if (User is { } user && _options.BlockHostNetwork)
+        {
+            NetworkGuard.Release(user.Uid, _options.AllowedHostPorts);
+        }
     }
 
     /// <summary>Throws <see cref="SandboxUnavailableException"/> when content cannot run here.</summary>

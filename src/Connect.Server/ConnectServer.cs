@@ -1,4 +1,5 @@
 using Connect.Api;
+using Connect.Api.Http;
 using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Data;
@@ -90,6 +91,7 @@ public static class ConnectServer
             return next(context);
         });
         app.UseConnectApiErrors();
+        app.UseConnectApiBadInput();
         // Explicit, so that routing sees the normalised path.
         app.UseRouting();
         app.MapGet("/__ping__", () => TypedResults.Json(new { }));
@@ -105,6 +107,9 @@ public static class ConnectServer
     private static void AddServices(IServiceCollection services, ConnectConfiguration config, DataPaths paths, ICatalogStore store)
     {
         services.AddSingleton(TimeProvider.System);
+        // Binding failures (?wait=abc) throw with the reason, which UseConnectApiBadInput turns into a JSON 400;
+        // otherwise they are a bare 400 whose reason only reaches a debug log.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddSingleton(Options.Create(config.Connect));
         services.AddSingleton(Options.Create(config.Scheduler));
         services.AddSingleton(Options.Create(config.Python));

@@ -213,6 +213,7 @@ public static class ContentJson
         _ => throw new FieldTypeException($"{p.Name} must be an integer or null."),
     };
 
+    // TryGetDouble, not GetDouble: a literal such as 1e400 is valid JSON but no finite double, and must be a 400, not a 500.
     private static double Num(JsonProperty p) =>
-        p.Value.ValueKind == JsonValueKind.Number ? p.Value.GetDouble() : throw new FieldTypeException($"{p.Name} must be a number or null.");
+        p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetDouble(out var d) ? d : throw new FieldTypeException($"{p.Name} must be a finite number or null.");
 }

@@ -42,14 +42,10 @@ public static partial class EnvironmentApi
         {
             return error;
         }
-        JsonDocument doc;
-        try
+        var (doc, bodyError) = await ApiJson.ReadDocumentAsync(context.Request);
+        if (doc is null)
         {
-            doc = await JsonDocument.ParseAsync(context.Request.Body, default, context.RequestAborted);
-        }
-        catch (JsonException e)
-        {
-            return ApiErrors.BadRequestError("The request body is not valid JSON: " + e.Message);
+            return bodyError!;
         }
         using (doc)
         {

@@ -110,19 +110,29 @@ public static class BootstrapToken
         try
         {
             using var header = JsonDocument.Parse(headerBytes);
-            if (!header.RootElement.TryGetProperty("alg", out var alg) || alg.GetString() != "HS256")
+            if (header.RootElement.ValueKind != JsonValueKind.Object || Claim(header.RootElement, "alg") != "HS256")
             {
                 return "alg must be HS256";
             }
             using var payload = JsonDocument.Parse(payloadBytes);
             var p = payload.RootElement;
+            if (p.ValueKind != JsonValueKind.Object) return "malformed claims";
             if (Claim(p, "iss") != "rsconnect-python") return "iss must be rsconnect-python";
             if (Claim(p, "aud") != "rsconnect") return "aud must be rsconnect";
             if (Claim(p, "scope") != "bootstrap") return "scope must be bootstrap";
-            if (!p.TryGetProperty("exp", out var exp) || !exp.TryGetInt64(out var expSeconds)) return "exp is missing";
-            if (DateTimeOffset.FromUnixTimeSeconds(expSeconds) < now) return "token expired";
-            if (p.TryGetProperty("iat", out var iat) && iat.TryGetInt64(out var iatSeconds) && DateTimeOffset.FromUnixTimeSeconds(iatSeconds) > now.AddMinutes(5))
-                return "token issued in the future";
+            if (!p.TryGetProperty("exp", out var exp)) return "exp is missing";
+            if (NumericDate(exp) is not { } expires) return "exp is not a valid time (whole seconds since 1970)";
+            if (expires < now) return "token expired";
+            if (p.TryGetProperty("iat", out var iat))
+            {
+                if (NumericDate(iat) is not { } issued) return "iat is not a valid time (whole seconds since 1970)";
+                if (issued > now.Add(ClockSkew)) return "token issued in the future";
+            }
+            if (p.TryGetProperty("nbf", out var nbf))
+            {
+                if (NumericDate(nbf) is not { } notBefore) return "nbf is not a valid time (whole seconds since 1970)";
+                if (notBefore > now.Add(ClockSkew)) return "token not yet valid";
+            }
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
@@ -130,6 +140,21 @@ public static class BootstrapToken
         }
         return null;
     }
+
+    // rsconnect's clock and the server's may differ a little; a token "from the future" beyond this is forged or broken.
+    private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
+    private static readonly long MinUnixSeconds = DateTimeOffset.MinValue.ToUnixTimeSeconds();
+    private static readonly long MaxUnixSeconds = DateTimeOffset.MaxValue.ToUnixTimeSeconds();
+
+    /// <summary>
+    /// A JWT NumericDate as rsconnect writes it (PyJWT: whole seconds); null for anything else — strings, fractions,
+    /// and values DateTimeOffset cannot hold (1e30, 99999999999999999999), which would otherwise throw.
+    /// </summary>
+    private static DateTimeOffset? NumericDate(JsonElement value) =>
+        value.ValueKind == JsonValueKind.Number && value.TryGetInt64(out var seconds) && seconds >= MinUnixSeconds && seconds <= MaxUnixSeconds
+            ? DateTimeOffset.FromUnixTimeSeconds(seconds)
+            : null;
 
     private static string? Claim(JsonElement payload, string name) =>
         payload.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

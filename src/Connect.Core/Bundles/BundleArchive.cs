@@ -191,6 +191,19 @@ public static class BundleArchive
                 throw Rejected(entry.Name, problem!);
             }
 
+            try
+            {
+                await MaterialiseAsync(entry, relative, buffer, ct).ConfigureAwait(false);
+            }
+            catch (PathTooLongException ex)
+            {
+                // The checks above follow Linux limits; another file system may allow less. Still the publisher's problem.
+                throw new BundleException($"bundle rejected: entry '{Display(entry.Name)}' is invalid (file name too long: the file system refused it)", ex);
+            }
+        }
+
+        private async Task MaterialiseAsync(TarEntry entry, string relative, byte[] buffer, CancellationToken ct)
+        {
             switch (entry.EntryType)
             {
                 case TarEntryType.RegularFile:

@@ -3,6 +3,15 @@ namespace Connect.Core.Bundles;
 /// <summary>Normalises bundle-relative paths from tar headers and manifest keys and confines them to a root.</summary>
 internal static class BundlePaths
 {
+    /// <summary>NAME_MAX on Linux (and most file systems): the longest single path component, in bytes.</summary>
+    public const int MaxNameBytes = 255;
+
+    /// <summary>
+    /// Longest bundle-relative path, in UTF-8 bytes; leaves room under Linux's PATH_MAX (4096) for the data directory
+    /// the bundle is unpacked into, so a legal-looking archive never fails with an OS error halfway through.
+    /// </summary>
+    public const int MaxRelativePathBytes = 3072;
+
     private static readonly char[] InvalidNameChars = Path.GetInvalidFileNameChars();
 
     /// <summary>
@@ -56,10 +65,25 @@ internal static class BundlePaths
                 return false;
             }
 
+            var bytes = System.Text.Encoding.UTF8.GetByteCount(segment);
+            if (bytes > MaxNameBytes)
+            {
+                problem = $"is invalid (file name too long: a path component is {bytes} bytes, at most {MaxNameBytes} are allowed)";
+                return false;
+            }
+
             segments.Add(segment);
         }
 
         relative = string.Join('/', segments);
+        var total = System.Text.Encoding.UTF8.GetByteCount(relative);
+        if (total > MaxRelativePathBytes)
+        {
+            problem = $"is invalid (path too long: {total} bytes, at most {MaxRelativePathBytes} are allowed)";
+            relative = "";
+            return false;
+        }
+
         return true;
     }
 

@@ -14,6 +14,12 @@ public static class ManifestValidator
         AppModes.PythonBokeh, AppModes.PythonShiny, AppModes.PythonGradio, AppModes.PythonPanel,
     };
 
+    // Modes whose entrypoint the launcher imports as a Python module (connect_launcher.py parse_entrypoint).
+    private static readonly HashSet<string> ModesWithModuleEntrypoint = new(StringComparer.Ordinal)
+    {
+        AppModes.PythonApi, AppModes.PythonFastApi,
+    };
+
     /// <summary>Returns every problem found, so a publisher can fix them in one go; empty means the bundle is usable.</summary>
     public static IReadOnlyList<string> Validate(Manifest manifest, string bundleDirectory)
     {
@@ -38,6 +44,11 @@ public static class ManifestValidator
             problems.Add($"manifest.json: metadata.entrypoint is required for {manifest.AppMode} content (e.g. \"app\" or \"app:app\")");
         }
 
+        if (ModesWithModuleEntrypoint.Contains(manifest.AppMode) && !string.IsNullOrWhiteSpace(manifest.Entrypoint))
+        {
+            ValidateModuleEntrypoint(manifest.Entrypoint, root, problems);
+        }
+
         if (manifest.AppMode == AppModes.JupyterStatic)
         {
             ValidateNotebook(manifest, root, problems);
@@ -54,6 +65,84 @@ public static class ManifestValidator
         }
 
         return problems;
+    }
+
+    /// <summary>
+    /// The launcher imports the entrypoint with the bundle first on sys.path, so anything but a module that the bundle
+    /// itself holds ("../../x", "/etc/x", or a name that only the interpreter's own library has) would run code from
+    /// outside the bundle. Accepted forms, as the launcher parses them: "module[.sub][:object[.attr]]" and "dir/file.py[:object]".
+    /// </summary>
+    private static void ValidateModuleEntrypoint(string entrypoint, string root, List<string> problems)
+    {
+        var colon = entrypoint.IndexOf(':', StringComparison.Ordinal);
+        var module = (colon < 0 ? entrypoint : entrypoint[..colon]).Trim();
+        var obj = colon < 0 ? "" : entrypoint[(colon + 1)..].Trim();
+        var shown = Display(entrypoint);
+        const string Forms = "use a dotted Python module name, optionally with \":object\" (e.g. \"app:app\"), or a file such as \"app.py\"";
+
+        string[] segments;
+        if (module.EndsWith(".py", StringComparison.Ordinal))
+        {
+            segments = module[..^3].Split('/');
+        }
+        else
+        {
+            segments = module.Split('.');
+        }
+
+        if (!segments.All(IsPythonIdentifier))
+        {
+            problems.Add($"manifest.json: metadata.entrypoint '{shown}' is not a Python module inside the bundle; {Forms}");
+            return;
+        }
+
+        if (obj.Length > 0 && !obj.Split('.').All(IsPythonIdentifier))
+        {
+            problems.Add($"manifest.json: metadata.entrypoint '{shown}' names an object that is not a Python identifier; {Forms}");
+            return;
+        }
+
+        // Identifiers cannot contain '/', '.' or ':', so this path is confined to the bundle by construction.
+        var relative = string.Join(Path.DirectorySeparatorChar, segments);
+        var asFile = Path.Combine(root, relative + ".py");
+        var asPackage = Path.Combine(root, relative);
+        if (!File.Exists(asFile) && !Directory.Exists(asPackage))
+        {
+            problems.Add($"manifest.json: metadata.entrypoint '{shown}' names module '{string.Join('.', segments)}', which is not in the bundle " +
+                $"(expected {string.Join('/', segments)}.py or a {string.Join('/', segments)}/ package)");
+        }
+    }
+
+    private static bool IsPythonIdentifier(string name)
+    {
+        if (name.Length == 0 || !(name[0] == '_' || IsIdentifierStart(name[0])))
+        {
+            return false;
+        }
+
+        foreach (var c in name.AsSpan(1))
+        {
+            if (!(c == '_' || IsIdentifierStart(c) || char.GetUnicodeCategory(c) is
+                    System.Globalization.UnicodeCategory.DecimalDigitNumber or System.Globalization.UnicodeCategory.NonSpacingMark
+                    or System.Globalization.UnicodeCategory.SpacingCombiningMark or System.Globalization.UnicodeCategory.ConnectorPunctuation))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    // Python identifiers start with a letter (any script) or '_' (PEP 3131); an approximation that never admits separators.
+    private static bool IsIdentifierStart(char c) =>
+        char.IsLetter(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.LetterNumber;
+
+    // The entrypoint comes from the publisher and ends up in task output.
+    private static string Display(string value)
+    {
+        const int MaxLength = 200;
+        var text = value.Length > MaxLength ? value[..MaxLength] + "…" : value;
+        return new string([.. text.Select(c => char.IsControl(c) ? '?' : c)]);
     }
 
     private static void ValidateNotebook(Manifest manifest, string root, List<string> problems)

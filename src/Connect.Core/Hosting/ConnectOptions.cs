@@ -15,6 +15,12 @@ public sealed class ConnectOptions
     /// <summary>Largest bundle upload accepted, in bytes. Default 2 GiB.</summary>
     public long MaxBundleBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 
+    /// <summary>
+    /// Largest JSON request body the API reads, in bytes (413 beyond). Default 1 MiB: real requests are a few
+    /// kilobytes. Bundle uploads are not JSON and are capped by <see cref="MaxBundleBytes"/> instead.
+    /// </summary>
+    public long MaxJsonBodyBytes { get; set; } = 1024 * 1024;
+
     /// <summary>Largest total size of an unpacked bundle, in bytes. Default 4 GiB.</summary>
     public long MaxExtractedBytes { get; set; } = 4L * 1024 * 1024 * 1024;
 
@@ -42,6 +48,7 @@ public sealed class ConnectOptions
         if (ServerUrl is not null && !(Uri.TryCreate(ServerUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
             yield return $"Connect:ServerUrl '{ServerUrl}' is not an absolute http(s) URL.";
         if (MaxBundleBytes < 1024) yield return "Connect:MaxBundleBytes must be at least 1024.";
+        if (MaxJsonBodyBytes < 1024) yield return "Connect:MaxJsonBodyBytes must be at least 1024.";
         if (MaxExtractedBytes < 1024) yield return "Connect:MaxExtractedBytes must be at least 1024.";
         if (MaxBundleFiles < 1) yield return "Connect:MaxBundleFiles must be at least 1.";
         if (DeployTimeoutSeconds < 1) yield return "Connect:DeployTimeoutSeconds must be at least 1.";

@@ -7,10 +7,15 @@ namespace Connect.Data.Sqlite;
 /// <summary>The embedded catalog of single-node mode: one SQLite file in the data directory, WAL journal.</summary>
 public sealed class SqliteCatalogStore : ICatalogStore
 {
+    private const UnixFileMode OwnerOnlyFile = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private const UnixFileMode OwnerOnlyDirectory = OwnerOnlyFile | UnixFileMode.UserExecute;
+
     private readonly string _connectionString;
+    private readonly string _databasePath;
 
     public SqliteCatalogStore(string databasePath)
     {
+        _databasePath = databasePath;
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = databasePath,
@@ -39,8 +44,11 @@ public sealed class SqliteCatalogStore : ICatalogStore
 
     public async Task MigrateAsync(CancellationToken ct = default)
     {
+        RestrictFileModes();
         await using var connection = await OpenAsync(ct).ConfigureAwait(false);
         await Exec(connection, null, "PRAGMA journal_mode = WAL;", ct);
+        // SQLite gives -wal and -shm the database file's mode; this only repairs ones left looser by an older version.
+        RestrictFileModes();
         await Exec(connection, null, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_time TEXT NOT NULL);", ct);
         foreach (var (version, sql) in SqliteSchema.Migrations)
         {
@@ -54,6 +62,36 @@ public sealed class SqliteCatalogStore : ICatalogStore
             await Exec(connection, tx, sql, ct);
             await Exec(connection, tx, "INSERT INTO schema_migrations(version, applied_time) VALUES ($v, $t)", ct, ("$v", version), ("$t", Time(DateTimeOffset.UtcNow)));
             await tx.CommitAsync(ct);
+        }
+    }
+
+    /// <summary>
+    /// The catalog holds API key hashes, users and (sealed) environment variables: only the server's own user may read it.
+    /// The file is created 0600 before SQLite opens it, since SQLite would create it 0644 (less the umask); a database
+    /// from an earlier, looser start is tightened, with its directory (0700).
+    /// </summary>
+    private void RestrictFileModes()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+        if (_databasePath.Length == 0 || _databasePath == ":memory:")
+        {
+            return;
+        }
+        var directory = Path.GetDirectoryName(Path.GetFullPath(_databasePath))!;
+        Directory.CreateDirectory(directory, OwnerOnlyDirectory);
+        File.SetUnixFileMode(directory, OwnerOnlyDirectory);
+        using (new FileStream(_databasePath, new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.Write, UnixCreateMode = OwnerOnlyFile }))
+        {
+        }
+        foreach (var file in new[] { _databasePath, _databasePath + "-wal", _databasePath + "-shm", _databasePath + "-journal" })
+        {
+            if (File.Exists(file))
+            {
+                File.SetUnixFileMode(file, OwnerOnlyFile);
+            }
         }
     }
 

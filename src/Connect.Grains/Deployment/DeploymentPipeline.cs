@@ -1,6 +1,7 @@
 using Connect.Core.Bundles;
 using Connect.Core.Content;
 using Connect.Core.Hosting;
+using Connect.Data;
 using Connect.Runtime.Python;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -16,9 +17,11 @@ public sealed class DeploymentException(string message) : Exception(message);
 /// <summary>
 /// Turns an uploaded bundle into something runnable: unpack safely, validate the manifest, pick an interpreter,
 /// build or reuse the environment, render documents. Pure node-local work with no grain state, so the
-/// ContentGrain runs it off its scheduler and only commits the outcome.
+/// ContentGrain runs it off its scheduler and only commits the outcome. A bundle that fails leaves nothing unpacked
+/// behind, unless it is the active bundle: its files are what the running content serves.
 /// </summary>
 public sealed partial class DeploymentPipeline(
+    ICatalogStore store,
     DataPaths paths,
     IOptions<ConnectOptions> options,
     PythonInstallations pythons,
@@ -30,6 +33,19 @@ public sealed partial class DeploymentPipeline(
     private static readonly HashSet<string> SupportedModes = [AppModes.Static, AppModes.PythonApi, AppModes.PythonFastApi, AppModes.JupyterStatic];
 
     public async Task<DeploymentOutcome> RunAsync(Guid content, long bundleId, Action<string> log, CancellationToken ct)
+    {
+        try
+        {
+            return await BuildAsync(content, bundleId, log, ct);
+        }
+        catch
+        {
+            await RemoveRejectedAsync(content, bundleId);
+            throw;
+        }
+    }
+
+    private async Task<DeploymentOutcome> BuildAsync(Guid content, long bundleId, Action<string> log, CancellationToken ct)
     {
         var archive = paths.BundleArchive(content, bundleId);
         if (!File.Exists(archive))
@@ -68,6 +84,11 @@ public sealed partial class DeploymentPipeline(
         catch (FileNotFoundException)
         {
             throw new DeploymentException("bundle has no manifest.json at its root");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // e.g. a directory named manifest.json: the publisher's bundle, not the server, is at fault.
+            throw new DeploymentException("bundle's manifest.json cannot be read as a file");
         }
         var problems = ManifestValidator.Validate(manifest, dir);
         if (problems.Count > 0)
@@ -188,6 +209,42 @@ public sealed partial class DeploymentPipeline(
         }
         log("Rendered document saved.");
     }
+
+    /// <summary>
+    /// Removes what a failed deploy unpacked, planned or rendered for the bundle, so rejected uploads do not accumulate on
+    /// (shared) storage. The active bundle is left alone: a failed redeploy of it reused the directory the content runs from.
+    /// </summary>
+    private async Task RemoveRejectedAsync(Guid content, long bundleId)
+    {
+        try
+        {
+            var item = await store.GetContentAsync(content, CancellationToken.None);
+            if (item?.BundleId == bundleId)
+            {
+                return;
+            }
+            foreach (var directory in new[] { paths.BundleDirectory(content, bundleId), paths.OutputDirectory(content, bundleId) })
+            {
+                if (Directory.Exists(directory))
+                {
+                    Directory.Delete(directory, recursive: true);
+                }
+            }
+            File.Delete(paths.LaunchPlan(content, bundleId));
+            LogRemovedRejected(logger, content, bundleId);
+        }
+        catch (Exception e)
+        {
+            // The deploy's own error is what the publisher must see; leftovers are only disk space.
+            LogRemoveRejectedFailed(logger, e, content, bundleId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Removed the unpacked files of rejected bundle {BundleId} of content {Content}")]
+    private static partial void LogRemovedRejected(ILogger logger, Guid content, long bundleId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not remove the unpacked files of rejected bundle {BundleId} of content {Content}")]
+    private static partial void LogRemoveRejectedFailed(ILogger logger, Exception exception, Guid content, long bundleId);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Built bundle {BundleId} of content {Content} as {AppMode}")]
     private static partial void LogBuilt(ILogger logger, Guid content, long bundleId, string appMode);

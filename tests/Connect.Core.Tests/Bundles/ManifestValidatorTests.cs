@@ -13,6 +13,8 @@ public sealed class ManifestValidatorTests : IDisposable
     {
         _bundle = _temp.Combine("bundle");
         Directory.CreateDirectory(_bundle);
+        // Python cases use entrypoint "app", which must name a module the bundle holds.
+        File.WriteAllText(Path.Combine(_bundle, "app.py"), "app = None\n");
     }
 
     public void Dispose() => _temp.Dispose();

@@ -83,6 +83,9 @@ public static class Bubblewrap
         {
             args.AddRange([mount.Writable ? "--bind" : "--ro-bind", mount.HostPath, mount.SandboxPath]);
         }
+        // The sandbox's root is bubblewrap's own tmpfs holding the mount points: read-only, so the only writable places
+        // are the private /tmp and the profile's writable directories.
+        args.AddRange(["--remount-ro", "/"]);
         args.AddRange(["--chdir", spec.WorkingDirectory, "--", spec.FileName]);
         args.AddRange(spec.Arguments);
         return spec with { FileName = bubblewrap, Arguments = args, WrapperDepth = spec.WrapperDepth + WrapperDepth };

@@ -149,6 +149,7 @@ public sealed partial class ContentFrontEnd(
             using (connection)
             {
                 var config = new ForwarderRequestConfig { ActivityTimeout = Timeout(policy.ConnectionTimeout) };
+                var goneBeforeSend = process.Handle.HasExited;
                 var error = await forwarder.SendAsync(context, process.Destination, invoker.Invoker, config,
                     new ContentTransformer(remainder, publicBase));
                 if (error == ForwarderError.None)
@@ -157,7 +158,10 @@ public sealed partial class ContentFrontEnd(
                 }
                 var failed = context.Features.Get<IForwarderErrorFeature>()?.Exception;
                 LogForwardError(logger, item.Guid, error, failed?.Message);
-                if (error == ForwarderError.Request && IsGone(failed) && !context.Response.HasStarted && attempt == 0)
+                // Only a process that was already gone is retried: one that died under this request may have acted on
+                // it, and sending it again would run it twice (and a request that kills its process would kill two).
+                if (error == ForwarderError.Request && IsGone(failed) && !context.Response.HasStarted && attempt == 0
+                    && (goneBeforeSend || !await StoppedAsync(process)))
                 {
                     // The process went away under us: forget it and try another (or a fresh one) once.
                     cache.ForgetProcess(item.Guid, process.Id);

@@ -151,7 +151,8 @@ public static class HostileApp
                 results["connect"] = "denied: " + type(e).__name__
             import os
             results["uid"] = os.getuid()
-            print("RESULTS", results)
+            for key, value in results.items():
+                print("%s-OUTCOME=%s" % (key.upper(), str(value).replace(" ", "_")))
             """;
         var cell = new System.Text.Json.Nodes.JsonObject
         {

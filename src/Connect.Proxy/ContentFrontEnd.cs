@@ -107,9 +107,18 @@ public sealed partial class ContentFrontEnd(
         {
             return ErrorPages.Render(404, "Not found", "No such file in this content.");
         }
+        // Served as root: no component below the content's root may be a link (a render could have planted one).
+        if (!NoLinksBelow(root, full))
+        {
+            return ErrorPages.Render(404, "Not found", "No such file in this content.");
+        }
         if (Directory.Exists(full))
         {
             full = Path.Combine(full, "index.html");
+            if (new FileInfo(full).LinkTarget is not null)
+            {
+                return ErrorPages.Render(404, "Not found", "No such file in this content.");
+            }
         }
         if (!File.Exists(full))
         {
@@ -122,6 +131,24 @@ public sealed partial class ContentFrontEnd(
         var info = new FileInfo(full);
         var etag = new Microsoft.Net.Http.Headers.EntityTagHeaderValue($"\"{info.LastWriteTimeUtc.Ticks:x}-{info.Length:x}\"");
         return TypedResults.PhysicalFile(full, type, lastModified: info.LastWriteTimeUtc, entityTag: etag, enableRangeProcessing: true);
+    }
+
+    private static bool NoLinksBelow(string root, string full)
+    {
+        var path = full;
+        while (path.Length > root.Length)
+        {
+            var info = new FileInfo(path);
+            if (info.Exists || Directory.Exists(path) || info.LinkTarget is not null)
+            {
+                if (info.LinkTarget is not null)
+                {
+                    return false;
+                }
+            }
+            path = Path.GetDirectoryName(path) ?? root;
+        }
+        return true;
     }
 
     // ------------------------------------------------------------------ processes

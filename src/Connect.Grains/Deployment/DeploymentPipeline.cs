@@ -171,7 +171,10 @@ public sealed partial class DeploymentPipeline(
             throw new DeploymentException("Error code: python-package-install-failed. " + e.Message);
         }
         log($"Python environment ready ({env.Hash[..12]}).");
-        return plan with { PythonPath = env.PythonPath, EnvironmentDirectory = env.Directory, PythonVersion = python.Version };
+        // The interpreter's installation is recorded from what the server chose, never read back from the environment's
+        // pyvenv.cfg, which build-time code could rewrite to have a host directory mounted into the app's sandbox.
+        var prefix = Connect.Runtime.Sandbox.PythonSandbox.InstallationPrefix(Path.GetDirectoryName(Path.GetFullPath(python.Path)) ?? "/usr/bin");
+        return plan with { PythonPath = env.PythonPath, EnvironmentDirectory = env.Directory, PythonVersion = python.Version, PythonPrefix = prefix };
     }
 
     private async Task RenderNotebookAsync(Guid content, long bundleId, Manifest manifest, string dir, LaunchPlan plan, Action<string> log, CancellationToken ct)
@@ -189,7 +192,14 @@ public sealed partial class DeploymentPipeline(
                 applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : null,
                 applications.ProcessLimit);
             await NotebookRenderer.RenderAsync(env, notebook, Path.Combine(staging, "index.html"), manifest.HideAllInput, log,
-                TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct, sandbox, limits);
+                TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct, sandbox, limits, plan.PythonPrefix);
+            // The notebook's code could write this directory: links (the front end would follow them as root), sockets
+            // and devices go, and the rest becomes root's and read-only before it is served.
+            var removed = Connect.Runtime.Sandbox.ContentOutput.Seal(staging, takeOwnership: Connect.Runtime.Sandbox.RunAsUser.ServerIsRoot);
+            if (removed > 0)
+            {
+                log($"Removed {removed} links or special files the render left in its output.");
+            }
             if (Directory.Exists(output))
             {
                 Directory.Delete(output, recursive: true);

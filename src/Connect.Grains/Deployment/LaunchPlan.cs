@@ -8,6 +8,9 @@ namespace Connect.Grains.Deployment;
 /// </summary>
 public sealed record LaunchPlan(string AppMode, string? Entrypoint, string? PythonPath, string? EnvironmentDirectory, string? PythonVersion)
 {
+    /// <summary>The interpreter installation behind the environment when it is outside /usr (mounted read-only for the app).</summary>
+    public string? PythonPrefix { get; init; }
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static async Task<LaunchPlan?> ReadAsync(string path, CancellationToken ct)

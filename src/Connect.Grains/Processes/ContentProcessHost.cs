@@ -76,7 +76,7 @@ public sealed partial class ContentProcessHost(
         spec = spec with { LogFile = logFile };
         var profile = new SandboxProfile
         {
-            ReadOnly = [bundleDir, paths.Launchers, .. PythonSandbox.ReadOnlyPaths(pythonEnv.Directory)],
+            ReadOnly = [bundleDir, paths.Launchers, pythonEnv.Directory, .. (plan.PythonPrefix is { } prefix ? new[] { prefix } : [])],
             Writable = [work],
             Mounts = [new SandboxMount(socketDirectory, SandboxSocketDirectory, Writable: true)],
             Home = work,
@@ -97,6 +97,13 @@ public sealed partial class ContentProcessHost(
         try
         {
             var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, launch, listen, request.InitTimeout, request.IdleTimeout, ct);
+            if (sandboxed && !LockSocket(socketDirectory, listen.SocketPath!))
+            {
+                // The app put something else than its own socket there (a link to a root-only socket, say): the front
+                // end, which connects as root, must never be pointed at it.
+                await supervisor.StopAsync(processId);
+                throw new ProcessStartException("the application's socket was replaced by a link or another kind of file", []);
+            }
             var pid = sandboxed ? Bubblewrap.ApplicationPid(process.Handle.Pid) : process.Handle.Pid;
             await store.SetJobPidAsync(request.JobKey, pid, ct);
             LogStarted(logger, request.ContentGuid, pid, listen.ToString());
@@ -120,6 +127,16 @@ public sealed partial class ContentProcessHost(
         var memory = applications.DefaultMemoryLimitMB > 0 ? applications.DefaultMemoryLimitMB * 1024 * 1024 : (long?)null;
         var cpus = applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : (double?)null;
         return new ResourceLimits(memory, cpus, applications.ProcessLimit);
+    }
+
+    /// <summary>
+    /// Once the app listens, its socket directory becomes root's again (0755): the app keeps its socket but can no
+    /// longer rename, replace or add entries there. Then the socket must be a socket, not a link.
+    /// </summary>
+    private static bool LockSocket(string directory, string socket)
+    {
+        ContentOutput.TakeDirectory(directory, takeOwnership: RunAsUser.ServerIsRoot);
+        return ContentOutput.IsSocket(socket);
     }
 
     /// <summary>A directory the sandboxed process writes: made by the server, then handed to the run-as user.</summary>

@@ -15,7 +15,7 @@ public static class NotebookRenderer
     /// </summary>
     public static async Task RenderAsync(
         PythonEnvironment env, string notebookPath, string outputHtmlPath, bool hideAllInput, Action<string> log,
-        TimeSpan timeout, CancellationToken ct, ContentSandbox? sandbox = null, ResourceLimits? limits = null)
+        TimeSpan timeout, CancellationToken ct, ContentSandbox? sandbox = null, ResourceLimits? limits = null, string? pythonPrefix = null)
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(log);
@@ -78,7 +78,7 @@ public static class NotebookRenderer
                 // No network: a render needs none, and a kernel talks to nbconvert over its own loopback.
                 var profile = new SandboxProfile
                 {
-                    ReadOnly = [Path.GetDirectoryName(notebook)!, .. PythonSandbox.ReadOnlyPaths(env.Directory)],
+                    ReadOnly = [Path.GetDirectoryName(notebook)!, env.Directory, .. (pythonPrefix is { } prefix ? new[] { prefix } : [])],
                     Writable = [scratch, outputDirectory],
                     Network = false,
                     Limits = limits ?? ResourceLimits.None,
@@ -100,6 +100,10 @@ public static class NotebookRenderer
                 throw new NotebookRenderException(text.Length == 0 ? headline : headline + "\n" + text);
             }
 
+            if (!ContentOutput.IsRegularFile(rendered))
+            {
+                throw new NotebookRenderException($"Rendering {Path.GetFileName(notebook)} did not produce a regular HTML file.");
+            }
             File.Move(rendered, output, overwrite: true);
         }
         finally

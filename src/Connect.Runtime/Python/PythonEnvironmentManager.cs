@@ -50,7 +50,9 @@ public sealed class PythonEnvironmentManager
         ArgumentNullException.ThrowIfNull(python);
         ArgumentNullException.ThrowIfNull(log);
         var requirements = await ReadRequirementsAsync(requirementsFile, ct).ConfigureAwait(false);
-        var hash = ComputeHash(python, requirements);
+        // A requirement naming a local path (".", "./pkg", "-e .", "file:…", "-r other.txt") installs whatever that path
+        // holds in this bundle: such an environment is this bundle's own, never shared by text alone.
+        var hash = ComputeHash(python, requirements, ReferencesLocalFiles(requirements) ? Path.GetFullPath(requirementsFile!) : null);
         var directory = Path.Combine(_root, hash[..HashPrefixLength]);
         var environment = new PythonEnvironment(directory, Path.Combine(directory, "bin", "python"), hash);
 
@@ -99,10 +101,15 @@ public sealed class PythonEnvironmentManager
             .ToList();
     }
 
-    internal static string ComputeHash(PythonInstallation python, IReadOnlyList<string> requirements)
+    internal static bool ReferencesLocalFiles(IReadOnlyList<string> requirements) =>
+        requirements.Any(l => l.StartsWith('.') || l.StartsWith('/') || l.StartsWith('-') || l.Contains("file:", StringComparison.OrdinalIgnoreCase)
+            || l.Contains(" @ ", StringComparison.Ordinal));
+
+    internal static string ComputeHash(PythonInstallation python, IReadOnlyList<string> requirements, string? ownRequirementsFile = null)
     {
         var text = new StringBuilder()
             .Append("connect-python-env-v1\n")
+            .Append(ownRequirementsFile is null ? "" : "own:" + ownRequirementsFile + "\n")
             .Append(python.Path).Append('\n')
             .Append(python.Version).Append('\n');
         foreach (var line in requirements)
@@ -231,6 +238,12 @@ public sealed class PythonEnvironmentManager
                 Check(pip, "Installing Python packages", timeout, tail);
             }
 
+            if (_sandbox is not null)
+            {
+                // Built by content's user running the bundle's build code: taken back (links and special files removed,
+                // root-owned, read-only) before any app or render uses it.
+                Sandbox.ContentOutput.Seal(directory, takeOwnership: Sandbox.RunAsUser.ServerIsRoot && _sandbox.Mode != SandboxMode.Disabled, keepLinks: true);
+            }
             await File.WriteAllTextAsync(Path.Combine(directory, ReadyMarker), environment.Hash + "\n", ct).ConfigureAwait(false);
             RuntimeLog.EnvironmentReady(_logger, directory);
         }

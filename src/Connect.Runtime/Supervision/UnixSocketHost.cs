@@ -19,6 +19,11 @@ public static class UnixSocketHost
             {
                 throw new SocketException((int)SocketError.ConnectionRefused);
             }
+            // Only ever a socket, never a link: this connect runs as root.
+            if (!Sandbox.ContentOutput.IsSocket(path))
+            {
+                throw new SocketException((int)SocketError.ConnectionRefused);
+            }
             var unix = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
             {

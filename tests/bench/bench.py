@@ -283,6 +283,10 @@ http {{ access_log off; include /etc/nginx/mime.types; server {{ listen 127.0.0.
             print(f"  {label:40} {med:8.3f} {p95:8.3f} {mx:8.3f}")
         print(f"  sandbox adds at the median: {added_ms:+.0f} ms (budget {SANDBOX_BUDGET_MS} ms)")
         print(f"  sandbox adds at p95: {(stats['sandboxed'][1] - stats['unsandboxed'][1]) * 1000:+.0f} ms")
+        # Same-round pairs cancel slow drift in machine load; a noisy shared host shows it in the spread of the pairs.
+        paired = sorted((a - b) * 1000 for a, b in zip(cold["sandboxed"], cold["unsandboxed"]))
+        print(f"  paired (same round) sandboxed - unsandboxed: median {statistics.median(paired):+.0f} ms,"
+              f" middle half {paired[len(paired) // 4]:+.0f} .. {paired[(3 * len(paired)) // 4]:+.0f} ms")
         print()
         print(f"{'benchmark':46} {'baseline':>12} {'Connect':>12} {'ratio':>8}  note")
         for name, baseline, ours, note in results:

@@ -46,7 +46,7 @@ public static class ConnectServer
         {
             var sandbox = new ContentSandbox(config.Sandbox, config.Applications, startupLogs.CreateLogger<ContentSandbox>());
             var sandboxProblems = sandbox.Initialize(NodeName(config), config.Orleans.SiloPort, [config.Orleans.SiloPort],
-                [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root]);
+                [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root], paths.Root);
             if (sandboxProblems.Count > 0)
             {
                 throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);

@@ -5,7 +5,8 @@ namespace Connect.Runtime.Processes;
 
 public static class LoopbackPorts
 {
-    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(25);
+    private static readonly TimeSpan FirstPollInterval = TimeSpan.FromMilliseconds(2);
+    private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>A loopback TCP port that was free a moment ago (the OS picks it; another process could still take it).</summary>
@@ -31,6 +32,8 @@ public static class LoopbackPorts
         ArgumentNullException.ThrowIfNull(processExited);
         ArgumentNullException.ThrowIfNull(time);
         var started = time.GetTimestamp();
+        // Most apps listen within a few hundred ms: poll often at first (2, 4, 8, 16 ms), then every 10 ms (a refused connect costs microseconds).
+        var interval = FirstPollInterval;
         while (true)
         {
             ct.ThrowIfCancellationRequested();
@@ -56,7 +59,8 @@ public static class LoopbackPorts
                 return false;
             }
 
-            var delay = Task.Delay(remaining < PollInterval ? remaining : PollInterval, time, ct);
+            var delay = Task.Delay(remaining < interval ? remaining : interval, time, ct);
+            interval = interval * 2 < PollInterval ? interval * 2 : PollInterval;
             await Task.WhenAny(delay, processExited).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
         }

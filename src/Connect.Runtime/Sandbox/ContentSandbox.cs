@@ -91,7 +91,7 @@ public sealed partial class ContentSandbox
     /// Finds out what this host allows and sets up the run-as user, the network guard and the limit root. Returns the
     /// problems that must stop the server: none in Auto mode (content is refused instead), all of them in Required mode.
     /// </summary>
-    public IReadOnlyList<string> Initialize(string nodeName, int siloPort, IReadOnlyCollection<int> clusterPorts, IEnumerable<string> hidden)
+    public IReadOnlyList<string> Initialize(string nodeName, int siloPort, IReadOnlyCollection<int> clusterPorts, IEnumerable<string> hidden, string? dataDirectory = null)
     {
         _hidden = [.. hidden.Concat(_options.HiddenPaths).Select(p => Path.GetFullPath(p).TrimEnd('/')).Where(p => p.Length > 0).Distinct(StringComparer.Ordinal)];
         if (_options.Mode == SandboxMode.Disabled)
@@ -135,6 +135,11 @@ public sealed partial class ContentSandbox
         else
         {
             gaps.Add("the server does not run as root: content runs as the server's own user, inside its sandbox");
+        }
+        if (User is { } runAs && dataDirectory is not null && !runAs.CanExecute(dataDirectory))
+        {
+            // bubblewrap runs as the run-as user and must reach the bundles and environments it mounts.
+            missing.Add($"the run-as user '{runAs.Name}' cannot reach the data directory {dataDirectory}: every directory above it must be searchable by others (chmod o+x)");
         }
         if (missing.Count == 0 && Probe() is { } probeFailure)
         {
@@ -224,15 +229,7 @@ public sealed partial class ContentSandbox
         var wrapped = Bubblewrap.Wrap(spec, profile, _options.Bubblewrap, _hidden);
         if (User is { } user)
         {
-            wrapped = wrapped with
-            {
-                FileName = _options.Setpriv,
-                Arguments =
-                [
-                    $"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--",
-                    wrapped.FileName, .. wrapped.Arguments,
-                ],
-            };
+            wrapped = wrapped with { FileName = _options.Setpriv, Arguments = [.. DropTo(user), wrapped.FileName, .. wrapped.Arguments] };
         }
         var scope = Limiter?.Create(scopeName, profile.Limits);
         if (scope is not null)
@@ -241,6 +238,10 @@ public sealed partial class ContentSandbox
         }
         return new SandboxedLaunch(wrapped, scope);
     }
+
+    /// <summary>setpriv's arguments that become <paramref name="user"/> with no supplementary groups and no capabilities.</summary>
+    private static string[] DropTo(RunAsUser user) =>
+        [$"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--"];
 
     /// <summary>Hands a directory the server made to the run-as user, so that a sandboxed process may write it.</summary>
     public void GiveToContent(string directory)
@@ -259,9 +260,7 @@ public sealed partial class ContentSandbox
     {
         var spec = new LaunchSpec("/bin/true", [], "/", new Dictionary<string, string>());
         var wrapped = Bubblewrap.Wrap(spec, new SandboxProfile(), _options.Bubblewrap, []);
-        var arguments = User is { } user
-            ? new List<string> { $"--reuid={user.Uid}", $"--regid={user.Gid}", "--clear-groups", "--inh-caps=-all", "--no-new-privs", "--", wrapped.FileName }
-            : [];
+        var arguments = User is { } user ? [.. DropTo(user), wrapped.FileName] : new List<string>();
         arguments.AddRange(wrapped.Arguments);
         var program = User is null ? wrapped.FileName : _options.Setpriv;
         var psi = new System.Diagnostics.ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };

@@ -66,22 +66,20 @@ public sealed partial record RunAsUser(string Name, int Uid, int Gid)
         }
     }
 
-    /// <summary>Gives a whole tree to this user (used after a build made by the server itself).</summary>
-    public void OwnTree(string path)
+    internal static int RunExitCode(string program, params string[] arguments) => Run(program, arguments).Code;
+
+    internal static string? RunQuiet(string program, params string[] arguments)
     {
-        Own(path);
-        foreach (var entry in Directory.EnumerateFileSystemEntries(path, "*", new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = 0 }))
-        {
-            Lchown(entry, Uid, Gid);
-        }
+        var (code, output) = Run(program, arguments);
+        return code == 0 ? output : (output.Length == 0 ? null : output);
     }
 
-    internal static int RunExitCode(string program, params string[] arguments)
+    private static (int Code, string Output) Run(string program, string[] arguments)
     {
         var executable = ProcessLauncher.ResolveOnPath(program, "/usr/sbin:/usr/bin:/sbin:/bin");
         if (executable is null)
         {
-            return -1;
+            return (-1, "");
         }
         var psi = new System.Diagnostics.ProcessStartInfo(executable) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in arguments)
@@ -89,33 +87,10 @@ public sealed partial record RunAsUser(string Name, int Uid, int Gid)
             psi.ArgumentList.Add(a);
         }
         using var process = System.Diagnostics.Process.Start(psi)!;
-        process.StandardOutput.ReadToEnd();
-        process.StandardError.ReadToEnd();
+        var error = process.StandardError.ReadToEndAsync();
+        var output = process.StandardOutput.ReadToEnd() + error.GetAwaiter().GetResult();
         process.WaitForExit();
-        return process.ExitCode;
-    }
-
-    internal static string? RunQuiet(string program, params string[] arguments)
-    {
-        var executable = ProcessLauncher.ResolveOnPath(program, "/usr/sbin:/usr/bin:/sbin:/bin");
-        if (executable is null)
-        {
-            return null;
-        }
-        var psi = new System.Diagnostics.ProcessStartInfo(executable)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var a in arguments)
-        {
-            psi.ArgumentList.Add(a);
-        }
-        using var process = System.Diagnostics.Process.Start(psi)!;
-        var output = process.StandardOutput.ReadToEnd() + process.StandardError.ReadToEnd();
-        process.WaitForExit();
-        return process.ExitCode == 0 ? output : (output.Length == 0 ? null : output);
+        return (process.ExitCode, output);
     }
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
@@ -124,7 +99,5 @@ public sealed partial record RunAsUser(string Name, int Uid, int Gid)
     [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Chown(string path, int uid, int gid);
 
-    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Lchown(string path, int uid, int gid);
 
 }

@@ -153,9 +153,10 @@ public sealed class AttackTests(IsolationFixture server, ITestOutputHelper outpu
     }
 
     /// <summary>
-    /// The socket directory is content's (/run/connect, writable), and the front end, as root, connects to the path
-    /// data/run/&lt;job&gt;/app.sock, following symlinks. An app replaces app.sock by a symlink to a root-only socket of the
-    /// host, and the front end relays viewers' HTTP requests to it (docker.sock, snapd.socket, ... give root).
+    /// The front end, as root, connects to data/run/&lt;job&gt;/app.sock, the socket directory mounted at /run/connect in
+    /// the app's sandbox. An app that replaced app.sock by a link to a root-only socket of the host (docker.sock,
+    /// snapd.socket…) would have the front end relay viewers' requests to it: the directory becomes root's once the
+    /// app listens, and the front end connects only to a socket, never through a link.
     /// </summary>
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
@@ -189,15 +190,19 @@ public sealed class AttackTests(IsolationFixture server, ITestOutputHelper outpu
             app = Flask(__name__)
             @app.get("/swap")
             def swap():
-                os.symlink(request.args["target"], "/run/connect/evil")
-                os.rename("/run/connect/evil", "/run/connect/app.sock")
-                return jsonify(ok=True)
+                try:
+                    os.symlink(request.args["target"], "/run/connect/evil")
+                    os.rename("/run/connect/evil", "/run/connect/app.sock")
+                    return jsonify(ok=True)
+                except OSError as e:
+                    return jsonify(ok=False, error=str(e))
             @app.get("/hello")
             def hello():
                 return "app"
             """;
         var guid = (await server.Admin.CreateContentAsync("attack-socket-swap", "all"))["guid"]!.GetValue<string>();
         await server.Admin.DeployAsync(guid, Bundles.Create("python-api", new Dictionary<string, string> { ["app.py"] = app, ["requirements.txt"] = "" }, entrypoint: "app", pythonVersion: "3.11.2"));
+        // Refused (the directory is root's once the app listens), or done and then ignored by the front end.
         await AskAsync(guid, $"swap?target={E(rootSocket)}");
         var answers = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ => await (await server.Anonymous.GetAsync($"content/{guid}/hello")).Content.ReadAsStringAsync()));
         output.WriteLine(string.Join(" | ", answers));

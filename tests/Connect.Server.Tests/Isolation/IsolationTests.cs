@@ -197,9 +197,9 @@ public sealed class IsolationTests(IsolationFixture server) : IClassFixture<Isol
         var log = await server.Admin.GetFromJsonAsync<JsonObject>($"__api__/v1/content/{guid}/jobs/{firstJob["key"]}/log");
         var lines = log!["entries"]!.AsArray().Select(e => e!["data"]!.GetValue<string>()).ToList();
         Assert.Contains(lines, l => l.Contains("memory limit", StringComparison.Ordinal));
-        var started = DateTime.UtcNow;
+        // Under a failure hold the next request would get a 502 "failed to start" page at once; it must be served by a
+        // new process instead (AskAsync asserts 200).
         var next = await AskAsync(guid, "pid");
-        Assert.True(DateTime.UtcNow - started < TimeSpan.FromSeconds(4), "the next request waited out a failure hold");
         var jobs = await JobsAsync(guid);
         Assert.True(jobs.Count == 2, "jobs: " + string.Join("; ", jobs.Select(j => $"{j["key"]} exit {j["exit_code"]} start {j["start_time"]} end {j["end_time"]}")));
         _ = first;

@@ -135,8 +135,15 @@ public sealed partial class ContentProcessHost(
     /// </summary>
     private static bool LockSocket(string directory, string socket)
     {
-        ContentOutput.TakeDirectory(directory, takeOwnership: RunAsUser.ServerIsRoot);
-        return ContentOutput.IsSocket(socket);
+        try
+        {
+            ContentOutput.TakeDirectory(directory, takeOwnership: RunAsUser.ServerIsRoot);
+            return ContentOutput.IsSocket(socket);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>A directory the sandboxed process writes: made by the server, then handed to the run-as user.</summary>

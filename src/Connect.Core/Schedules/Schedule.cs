@@ -112,6 +112,29 @@ public sealed record Schedule
         }
     }
 
+    // ImmutableArray compares by reference; two schedules with the same weekdays are the same schedule.
+    public bool Equals(Schedule? other) =>
+        other is not null && Type == other.Type && N == other.N && First == other.First && Day == other.Day &&
+        Week == other.Week && StartTime == other.StartTime && TimeZone == other.TimeZone &&
+        Days.AsSpan().SequenceEqual(other.Days.AsSpan());
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        hash.Add(Type);
+        hash.Add(N);
+        hash.Add(First);
+        hash.Add(Day);
+        hash.Add(Week);
+        hash.Add(StartTime);
+        hash.Add(TimeZone);
+        foreach (var d in Days.AsSpan())
+        {
+            hash.Add(d);
+        }
+        return hash.ToHashCode();
+    }
+
     /// <summary>
     /// Upper bound for <see cref="N"/>: beyond it day, month and year arithmetic leaves the calendar (year 9999) for
     /// most types, and nobody schedules a render that rarely.

@@ -65,6 +65,28 @@ public sealed class PythonEnvironmentTests : IClassFixture<PythonFixture>, IDisp
     }
 
     [Fact]
+    public async Task Unmanaged_environment_is_an_empty_venv_over_the_interpreter_kept_apart_from_managed_ones()
+    {
+        var python = await _python.InstallationAsync(PythonFixture.SystemPython);
+        var manager = NewManager(new PythonOptions { NoIndex = true });
+        var log = new List<string>();
+
+        var unmanaged = await manager.EnsureUnmanagedAsync(python, log.Add, default);
+        var managedEmpty = await manager.EnsureAsync(python, requirementsFile: null, _ => { }, default);
+
+        Assert.NotEqual(managedEmpty.Directory, unmanaged.Directory);
+        Assert.True(File.Exists(unmanaged.PythonPath));
+        // No pip was seeded, let alone run: the interpreter's own packages are all the content gets.
+        Assert.Empty(Directory.GetFiles(Path.Combine(unmanaged.Directory, "bin"), "pip*"));
+        Assert.DoesNotContain(log, l => l.Contains("Installing packages", StringComparison.Ordinal));
+        Assert.Equal("ok", await RunPythonAsync(unmanaged, "import flask, sys; assert sys.prefix != sys.base_prefix; print('ok')"));
+
+        var again = new List<string>();
+        Assert.Equal(unmanaged, await manager.EnsureUnmanagedAsync(python, again.Add, default));
+        Assert.StartsWith("Using existing", Assert.Single(again), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Unsatisfiable_requirement_fails_with_pips_message_and_leaves_nothing_behind()
     {
         var python = await _python.InstallationAsync(PythonFixture.Pyenv3117);

@@ -28,6 +28,18 @@ public sealed record Manifest
     /// <summary>python.package_manager.name, e.g. "pip".</summary>
     public string? PythonPackageManager { get; init; }
 
+    /// <summary>
+    /// environment.environment_management.python: false asks Connect to run the content against the interpreter's own
+    /// packages instead of building an environment. Null: the bundle leaves it to the server's default.
+    /// </summary>
+    public bool? PythonEnvironmentManagement { get; init; }
+
+    /// <summary>environment.environment_management.r, read for completeness: this server does not run R content yet.</summary>
+    public bool? REnvironmentManagement { get; init; }
+
+    /// <summary>environment.image: the container image the publisher asked the content to run in off-host.</summary>
+    public string? EnvironmentImage { get; init; }
+
     public bool HideAllInput { get; init; }
 
     public bool HideTaggedInput { get; init; }

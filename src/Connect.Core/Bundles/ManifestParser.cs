@@ -118,11 +118,30 @@ public static class ManifestParser
         }
 
         string? pythonRequires = null;
+        string? image = null;
+        bool? pythonManagement = null;
+        bool? rManagement = null;
+        // rsconnect writes environment.image (--image) and environment.environment_management.{python,r}
+        // (--disable-env-management-py/-r) only when the publisher set them, so absence means "server default".
         var environment = GetObject(root, "environment", "environment");
-        if (environment is { } environmentBlock
-            && GetObject(environmentBlock, "python", "environment.python") is { } environmentPython)
+        if (environment is { } environmentBlock)
         {
-            pythonRequires = GetString(environmentPython, "requires", "environment.python.requires");
+            if (GetObject(environmentBlock, "python", "environment.python") is { } environmentPython)
+            {
+                pythonRequires = GetString(environmentPython, "requires", "environment.python.requires");
+            }
+
+            image = GetString(environmentBlock, "image", "environment.image");
+            if (image is not null && string.IsNullOrWhiteSpace(image))
+            {
+                throw new ManifestException("manifest.json: environment.image must name an image, got an empty string");
+            }
+
+            if (GetObject(environmentBlock, "environment_management", "environment.environment_management") is { } management)
+            {
+                pythonManagement = GetOptionalBool(management, "python", "environment.environment_management.python");
+                rManagement = GetOptionalBool(management, "r", "environment.environment_management.r");
+            }
         }
 
         var hideAllInput = false;
@@ -145,6 +164,9 @@ public static class ManifestParser
             PythonRequires = pythonRequires,
             PythonPackageFile = packageFile,
             PythonPackageManager = packageManager,
+            PythonEnvironmentManagement = pythonManagement,
+            REnvironmentManagement = rManagement,
+            EnvironmentImage = image,
             HideAllInput = hideAllInput,
             HideTaggedInput = hideTaggedInput,
             Files = ReadFiles(root),
@@ -243,11 +265,13 @@ public static class ManifestParser
         return value.GetString();
     }
 
-    private static bool GetBool(JsonElement parent, string name, string field)
+    private static bool GetBool(JsonElement parent, string name, string field) => GetOptionalBool(parent, name, field) ?? false;
+
+    private static bool? GetOptionalBool(JsonElement parent, string name, string field)
     {
         if (!TryGet(parent, name, out var value))
         {
-            return false;
+            return null;
         }
 
         return value.ValueKind switch

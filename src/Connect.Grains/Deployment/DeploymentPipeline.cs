@@ -26,6 +26,7 @@ public sealed partial class DeploymentPipeline(
     IOptions<ConnectOptions> options,
     PythonInstallations pythons,
     PythonEnvironmentManager environments,
+    PythonOptions pythonOptions,
     Connect.Runtime.Sandbox.ContentSandbox sandbox,
     Connect.Runtime.Sandbox.ApplicationsOptions applications,
     ILogger<DeploymentPipeline> logger)
@@ -105,7 +106,13 @@ public sealed partial class DeploymentPipeline(
         }
         log($"Bundle app mode: {manifest.AppMode}");
 
-        var plan = new LaunchPlan(manifest.AppMode, manifest.Entrypoint ?? manifest.PrimaryHtml, null, null, null);
+        var plan = new LaunchPlan(manifest.AppMode, manifest.Entrypoint ?? manifest.PrimaryHtml, null, null, null) { Image = manifest.EnvironmentImage };
+        if (manifest.EnvironmentImage is { } image)
+        {
+            // Nothing on this host runs in containers yet; the plan keeps the image so off-host execution can use it.
+            log($"Bundle requested container image {image}; recorded for off-host execution, this server runs content on the host.");
+            LogImageRecorded(logger, content, bundleId, image);
+        }
         if (AppModes.UsesPython(manifest.AppMode))
         {
             plan = await BuildPythonAsync(manifest, dir, plan, log, ct);
@@ -151,6 +158,26 @@ public sealed partial class DeploymentPipeline(
                 (available.Count == 0 ? "none" : string.Join(", ", available.Select(p => p.Version))));
         log($"Using Python {python.Version} at {python.Path}");
 
+        // The bundle's own choice wins; only a manifest that says nothing falls back to the server's default.
+        var managed = manifest.PythonEnvironmentManagement ?? pythonOptions.EnvironmentManagement;
+        PythonEnvironment env;
+        if (!managed)
+        {
+            log($"Python environment management is disabled: using the packages installed with Python {python.Version} at {python.Path}; "
+                + $"{manifest.PythonPackageFile ?? "requirements.txt"} is not installed.");
+            try
+            {
+                env = await environments.EnsureUnmanagedAsync(python, log, ct);
+            }
+            catch (PythonEnvironmentException e)
+            {
+                // No packages are installed on this path: a failure is creating the venv itself.
+                throw new DeploymentException("Error code: python-environment-failed. " + e.Message);
+            }
+            log($"Python environment ready ({env.Hash[..12]}, unmanaged).");
+            return WithPython(plan, env, python) with { EnvironmentManaged = false };
+        }
+
         string? requirements = null;
         if (manifest.PythonPackageFile is { Length: > 0 } packageFile)
         {
@@ -161,7 +188,6 @@ public sealed partial class DeploymentPipeline(
             }
             requirements = File.Exists(candidate) ? candidate : null;
         }
-        PythonEnvironment env;
         try
         {
             env = await environments.EnsureAsync(python, requirements, log, ct);
@@ -171,6 +197,11 @@ public sealed partial class DeploymentPipeline(
             throw new DeploymentException("Error code: python-package-install-failed. " + e.Message);
         }
         log($"Python environment ready ({env.Hash[..12]}).");
+        return WithPython(plan, env, python);
+    }
+
+    private static LaunchPlan WithPython(LaunchPlan plan, PythonEnvironment env, PythonInstallation python)
+    {
         // The interpreter's installation is recorded from what the server chose, never read back from the environment's
         // pyvenv.cfg, which build-time code could rewrite to have a host directory mounted into the app's sandbox.
         var prefix = Connect.Runtime.Sandbox.PythonSandbox.InstallationPrefix(Path.GetDirectoryName(Path.GetFullPath(python.Path)) ?? "/usr/bin");
@@ -255,6 +286,9 @@ public sealed partial class DeploymentPipeline(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not remove the unpacked files of rejected bundle {BundleId} of content {Content}")]
     private static partial void LogRemoveRejectedFailed(ILogger logger, Exception exception, Guid content, long bundleId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bundle {BundleId} of content {Content} requests container image {Image}; recorded on its launch plan")]
+    private static partial void LogImageRecorded(ILogger logger, Guid content, long bundleId, string image);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Built bundle {BundleId} of content {Content} as {AppMode}")]
     private static partial void LogBuilt(ILogger logger, Guid content, long bundleId, string appMode);

@@ -11,6 +11,15 @@ public sealed record LaunchPlan(string AppMode, string? Entrypoint, string? Pyth
     /// <summary>The interpreter installation behind the environment when it is outside /usr (mounted read-only for the app).</summary>
     public string? PythonPrefix { get; init; }
 
+    /// <summary>
+    /// The container image the manifest asked for (environment.image). Recorded for off-host execution; processes on
+    /// this host ignore it.
+    /// </summary>
+    public string? Image { get; init; }
+
+    /// <summary>False when the content runs against its interpreter's own packages (environment management off).</summary>
+    public bool EnvironmentManaged { get; init; } = true;
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static async Task<LaunchPlan?> ReadAsync(string path, CancellationToken ct)

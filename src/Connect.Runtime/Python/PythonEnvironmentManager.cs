@@ -53,6 +53,12 @@ public sealed class PythonEnvironmentManager
         // A requirement naming a local path (".", "./pkg", "-e .", "file:…", "-r other.txt") installs whatever that path
         // holds in this bundle: such an environment is this bundle's own, never shared by text alone.
         var hash = ComputeHash(python, requirements, ReferencesLocalFiles(requirements) ? Path.GetFullPath(requirementsFile!) : null);
+        return await EnsureBuiltAsync(python, hash, requirementsFile, requirements.Count > 0, log, ct).ConfigureAwait(false);
+    }
+
+    private async Task<PythonEnvironment> EnsureBuiltAsync(
+        PythonInstallation python, string hash, string? requirementsFile, bool install, Action<string> log, CancellationToken ct)
+    {
         var directory = Path.Combine(_root, hash[..HashPrefixLength]);
         var environment = new PythonEnvironment(directory, Path.Combine(directory, "bin", "python"), hash);
 
@@ -75,13 +81,27 @@ public sealed class PythonEnvironmentManager
                 return environment;
             }
 
-            await BuildAsync(python, requirementsFile, requirements.Count > 0, environment, log, ct).ConfigureAwait(false);
+            await BuildAsync(python, requirementsFile, install, environment, log, ct).ConfigureAwait(false);
             return environment;
         }
         finally
         {
             gate.Release();
         }
+    }
+
+    /// <summary>
+    /// The environment for content whose Python environment is not managed: an empty venv over the interpreter's own
+    /// packages (--system-site-packages, no pip), so launch, sandbox and renderer see the same layout as a managed one
+    /// while nothing is ever installed. Keyed apart from the managed environment with no requirements, which may one
+    /// day be built differently (e.g. seeded with pip); the two must never be mistaken for each other.
+    /// </summary>
+    public async Task<PythonEnvironment> EnsureUnmanagedAsync(PythonInstallation python, Action<string> log, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(python);
+        ArgumentNullException.ThrowIfNull(log);
+        var hash = ComputeHash(python, [], unmanaged: true);
+        return await EnsureBuiltAsync(python, hash, requirementsFile: null, install: false, log, ct).ConfigureAwait(false);
     }
 
     /// <summary>Requirement lines without comments, blank lines and surrounding space, sorted so order does not matter.</summary>
@@ -105,10 +125,11 @@ public sealed class PythonEnvironmentManager
         requirements.Any(l => l.StartsWith('.') || l.StartsWith('/') || l.StartsWith('-') || l.Contains("file:", StringComparison.OrdinalIgnoreCase)
             || l.Contains(" @ ", StringComparison.Ordinal));
 
-    internal static string ComputeHash(PythonInstallation python, IReadOnlyList<string> requirements, string? ownRequirementsFile = null)
+    internal static string ComputeHash(PythonInstallation python, IReadOnlyList<string> requirements, string? ownRequirementsFile = null, bool unmanaged = false)
     {
         var text = new StringBuilder()
             .Append("connect-python-env-v1\n")
+            .Append(unmanaged ? "unmanaged\n" : "")
             .Append(ownRequirementsFile is null ? "" : "own:" + ownRequirementsFile + "\n")
             .Append(python.Path).Append('\n')
             .Append(python.Version).Append('\n');

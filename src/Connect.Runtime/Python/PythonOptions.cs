@@ -23,6 +23,14 @@ public sealed class PythonOptions
     /// <summary>Upper bound in seconds for creating one environment (venv plus pip install). Default: 900.</summary>
     public int InstallTimeoutSeconds { get; set; } = 900;
 
+    /// <summary>
+    /// Whether Connect builds each Python content's environment (venv plus pip install of its requirements) when the
+    /// bundle's manifest does not say (environment.environment_management.python). False: content runs against the
+    /// packages installed with the matched interpreter and its requirements file is never installed; a manifest's
+    /// explicit value still wins. Default: true.
+    /// </summary>
+    public bool EnvironmentManagement { get; set; } = true;
+
     /// <summary>Every problem with these settings; empty when they are usable.</summary>
     public IEnumerable<string> Validate()
     {

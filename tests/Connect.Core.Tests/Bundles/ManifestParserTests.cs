@@ -162,6 +162,13 @@ public sealed class ManifestParserTests
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"python":{"version":3.11}}""", "python.version must be a string")]
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"python":{"requires":[">=3"]}}}""", "environment.python.requires must be a string")]
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"jupyter":{"hide_all_input":"yes"}}""", "jupyter.hide_all_input must be true or false")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"environment_management":false}}""", "environment.environment_management must be an object, got a boolean")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"environment_management":{"python":"false"}}}""", "environment.environment_management.python must be true or false, got a string")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"environment_management":{"python":0}}}""", "environment.environment_management.python must be true or false, got a number")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"environment_management":{"r":"no"}}}""", "environment.environment_management.r must be true or false, got a string")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"image":42}}""", "environment.image must be a string, got a number")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":{"image":" "}}""", "environment.image must name an image")]
+    [InlineData("""{"version":1,"metadata":{"appmode":"static"},"environment":[]}""", "environment must be an object, got an array")]
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"files":["a"]}""", "files must be an object")]
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"files":{"a":"0cc175b9c0f1b6a831c399e269772661"}}""", "files[\"a\"] must be an object")]
     [InlineData("""{"version":1,"metadata":{"appmode":"static"},"files":{"a":{}}}""", "files[\"a\"].checksum is missing")]
@@ -174,6 +181,29 @@ public sealed class ManifestParserTests
 
         Assert.StartsWith("manifest.json", ex.Message);
         Assert.Contains(expected, ex.Message);
+    }
+
+    [Fact]
+    public void Reads_environment_management_and_image_as_rsconnect_writes_them()
+    {
+        var manifest = Parse(FastApiManifest);
+
+        Assert.False(manifest.PythonEnvironmentManagement);
+        Assert.False(manifest.REnvironmentManagement);
+        Assert.Equal("ghcr.io/x:tag", manifest.EnvironmentImage);
+        Assert.Equal(">=3.10", manifest.PythonRequires);
+    }
+
+    [Fact]
+    public void Environment_management_absent_or_null_is_left_to_the_server()
+    {
+        Assert.Null(Parse(NotebookManifest).PythonEnvironmentManagement);
+        Assert.Null(Parse(NotebookManifest).EnvironmentImage);
+
+        var partial = Parse("""{"version":1,"metadata":{"appmode":"python-api"},"environment":{"environment_management":{"python":true,"r":null},"image":null}}""");
+        Assert.True(partial.PythonEnvironmentManagement);
+        Assert.Null(partial.REnvironmentManagement);
+        Assert.Null(partial.EnvironmentImage);
     }
 
     [Fact]

@@ -24,9 +24,9 @@ public static class Bundles
         return TarGz(files);
     }
 
-    /// <summary>A bundle from in-memory files with a generated manifest.</summary>
+    /// <summary>A bundle from in-memory files with a generated manifest; <paramref name="tweakManifest"/> edits it before it is written.</summary>
     public static byte[] Create(string appMode, IReadOnlyDictionary<string, string> files, string? entrypoint = null, string? pythonVersion = null,
-        string? primaryHtml = null)
+        string? primaryHtml = null, Action<JsonObject>? tweakManifest = null)
     {
         var metadata = new JsonObject { ["appmode"] = appMode };
         if (entrypoint is not null) metadata["entrypoint"] = entrypoint;
@@ -46,6 +46,7 @@ public static class Bundles
             listed[path] = new JsonObject { ["checksum"] = Convert.ToHexStringLower(MD5.HashData(Encoding.UTF8.GetBytes(text))) };
         }
         manifest["files"] = listed;
+        tweakManifest?.Invoke(manifest);
         var all = files.ToDictionary(kv => kv.Key, kv => Encoding.UTF8.GetBytes(kv.Value));
         all["manifest.json"] = Encoding.UTF8.GetBytes(manifest.ToJsonString());
         return TarGz(all);

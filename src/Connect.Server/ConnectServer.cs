@@ -23,9 +23,21 @@ public static class ConnectServer
 {
     public const string DefaultUrl = "http://127.0.0.1:3939";
 
+    /// <summary>Logging defaults shipped with the server, next to its binary.</summary>
+    public const string ShippedSettingsFile = "appsettings.json";
+
     public static async Task<WebApplication> BuildAsync(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(args);
+        // The shipped appsettings.json sits next to the binary, but the host reads appsettings.json from the working
+        // directory (the data directory under systemd). Added first, it is the lowest layer: an operator's
+        // appsettings.json, environment variables and the command line all override it.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Json.JsonConfigurationSource
+        {
+            Path = ShippedSettingsFile,
+            Optional = true,
+            FileProvider = new Microsoft.Extensions.FileProviders.PhysicalFileProvider(AppContext.BaseDirectory),
+        });
         configure?.Invoke(builder);
         var config = ConnectConfiguration.Bind(builder.Configuration);
         var problems = config.Validate();

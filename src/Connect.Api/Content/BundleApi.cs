@@ -50,9 +50,22 @@ public static class BundleApi
             return tooLarge;
         }
 
+        // Posit Publisher sends the base64 MD5 of the body it meant to send; checked before anything is kept, so a
+        // body damaged in transit (or by a proxy) never becomes a bundle.
+        byte[]? expectedMd5 = null;
+        if (context.Request.Headers.TryGetValue(ContentChecksumHeader, out var checksumHeader))
+        {
+            expectedMd5 = ParseChecksum(checksumHeader.ToString());
+            if (expectedMd5 is null)
+            {
+                return ApiErrors.BadRequestError($"The {ContentChecksumHeader} header must be the base64 MD5 of the request body.");
+            }
+        }
+
         Directory.CreateDirectory(paths.Uploads);
         var temp = Path.Combine(paths.Uploads, Guid.NewGuid().ToString("N") + ".part");
         var multipart = false;
+        HashingReadStream? bodyHash = null;
         try
         {
             Received? received;
@@ -66,9 +79,11 @@ public static class BundleApi
                 {
                     return ApiErrors.BadRequestError("The multipart body has no boundary.");
                 }
+                // The checksum covers the whole multipart body, not the archive part, so the raw stream is hashed as well.
+                bodyHash = expectedMd5 is not null ? new HashingReadStream(context.Request.Body, HashAlgorithmName.MD5) : null;
                 received = null;
                 var sawArchive = false;
-                var reader = new MultipartReader(boundary, context.Request.Body);
+                var reader = new MultipartReader(boundary, (Stream?)bodyHash ?? context.Request.Body);
                 while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
                 {
                     var name = ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition)
@@ -97,6 +112,11 @@ public static class BundleApi
                 {
                     return ApiErrors.BadRequestError("The multipart body has no \"archive\" part.");
                 }
+                if (bodyHash is not null)
+                {
+                    // The reader stops at the closing boundary; the checksum also covers any epilogue after it.
+                    await bodyHash.CopyToAsync(Stream.Null, context.RequestAborted);
+                }
             }
             else
             {
@@ -104,6 +124,15 @@ public static class BundleApi
                 if (received is null)
                 {
                     return tooLarge;
+                }
+            }
+            if (expectedMd5 is not null)
+            {
+                var actual = bodyHash is not null ? bodyHash.GetHashAndReset() : Convert.FromHexString(received!.Md5);
+                if (!CryptographicOperations.FixedTimeEquals(actual, expectedMd5))
+                {
+                    return ApiErrors.BadRequestError(
+                        $"The request body does not match its {ContentChecksumHeader} header (received MD5 {Convert.ToBase64String(actual)}); the bundle was not kept.");
                 }
             }
             if (!received!.LooksLikeArchive)
@@ -132,6 +161,7 @@ public static class BundleApi
         }
         finally
         {
+            bodyHash?.Dispose();
             if (File.Exists(temp))
             {
                 File.Delete(temp);
@@ -140,6 +170,15 @@ public static class BundleApi
     }
 
     private const int MaxMetadataBytes = 64 * 1024;
+
+    private const string ContentChecksumHeader = "X-Content-Checksum";
+
+    /// <summary>The 16 MD5 bytes of a base64 header value; null when it is not base64 of 16 bytes.</summary>
+    private static byte[]? ParseChecksum(string value)
+    {
+        var bytes = new byte[MD5.HashSizeInBytes];
+        return Convert.TryFromBase64String(value.Trim(), bytes, out var written) && written == bytes.Length ? bytes : null;
+    }
 
     private sealed record Received(long Size, string Md5, string Sha1, bool LooksLikeArchive);
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Connect.Abstractions;
 using Connect.Api.Auth;
 using Connect.Api.Http;
@@ -97,11 +98,17 @@ public static class ContentApi
         {
             return bodyError;
         }
-        if (!body.TryGetProperty("name", out _))
+        if (!body.TryGetProperty("name", out var nameField))
         {
             return ApiErrors.BadRequestError("The content name is required.");
         }
-        var blank = new ContentSettings { Name = "", OwnerGuid = caller.Guid };
+        // An empty name asks the server to choose one (Posit Publisher never picks names): from the title when it
+        // has one, else a random one; a clash is retried with a random suffix rather than reported.
+        var chooseName = nameField.ValueKind == JsonValueKind.String && nameField.GetString()!.Length == 0;
+        var fromTitle = chooseName && body.TryGetProperty("title", out var titleField) && titleField.ValueKind == JsonValueKind.String
+            ? ContentNames.FromTitle(titleField.GetString())
+            : null;
+        var blank = new ContentSettings { Name = chooseName ? fromTitle ?? ContentNames.Generate() : "", OwnerGuid = caller.Guid };
         var (settings, problem, code) = ContentJson.Apply(blank, body, caller.IsAdmin, scheduler.Value);
         if (settings is null)
         {
@@ -111,16 +118,26 @@ public static class ContentApi
         {
             return ApiErrors.BadRequestError("owner_guid names no user.");
         }
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            var item = await store.CreateContentAsync(settings, time.GetUtcNow(), context.RequestAborted);
-            return TypedResults.Json(ContentJson.From(item, caller, PublicUrls.Base(context)), ApiJson.Options);
-        }
-        catch (CatalogConflictException e)
-        {
-            return ApiErrors.Error(StatusCodes.Status409Conflict, ApiErrors.Conflict, char.ToUpperInvariant(e.Message[0]) + e.Message[1..] + ".");
+            try
+            {
+                var item = await store.CreateContentAsync(settings, time.GetUtcNow(), context.RequestAborted);
+                return TypedResults.Json(ContentJson.From(item, caller, PublicUrls.Base(context)), ApiJson.Options);
+            }
+            catch (CatalogConflictException) when (chooseName && attempt < MaxNameAttempts)
+            {
+                settings = settings with { Name = ContentNames.WithRandomSuffix(fromTitle ?? "content") };
+            }
+            catch (CatalogConflictException e)
+            {
+                return ApiErrors.Error(StatusCodes.Status409Conflict, ApiErrors.Conflict, char.ToUpperInvariant(e.Message[0]) + e.Message[1..] + ".");
+            }
         }
     }
+
+    /// <summary>Tries at a server-chosen name: one clash is expected (same title twice); more than a few means something else is wrong.</summary>
+    private const int MaxNameAttempts = 5;
 
     private static async Task<IResult> Patch(HttpContext context, ICatalogStore store, IGrainFactory grains, IOptions<SchedulerDefaults> scheduler, string guid)
     {

@@ -105,7 +105,15 @@ public static class ContentJson
             {
                 switch (p.Name)
                 {
-                    case "name": s = s with { Name = Str(p) }; break;
+                    case "name":
+                        // Posit Publisher sends "name": "" on every create and update: it means "leave it to the
+                        // server" (on create the caller fills in a generated name first), never "clear it".
+                        var name = Str(p);
+                        if (name.Length > 0)
+                        {
+                            s = s with { Name = name };
+                        }
+                        break;
                     case "title": s = s with { Title = p.Value.ValueKind == JsonValueKind.Null ? "" : Str(p) }; break;
                     case "description": s = s with { Description = p.Value.ValueKind == JsonValueKind.Null ? "" : Str(p) }; break;
                     case "access_type": s = s with { AccessType = Str(p) }; break;

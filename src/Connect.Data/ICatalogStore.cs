@@ -23,8 +23,15 @@ public interface ICatalogStore
     Task<bool> DeleteApiKeyAsync(Guid userGuid, long keyId, CancellationToken ct = default);
     /// <summary>Removes every key with this name, whoever owns it (the per-process keys of content jobs).</summary>
     Task<int> DeleteApiKeysNamedAsync(string name, CancellationToken ct = default);
-    /// <summary>The user owning the key with this hash and the key's content scope (and marks the key used), or null.</summary>
-    Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default);
+    /// <summary>The user owning the key with this hash and the key's content scope, or null. Reads only: use is recorded by <see cref="RecordApiKeysUsedAsync"/>.</summary>
+    Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, CancellationToken ct = default);
+    /// <summary>
+    /// Records when each key (by hash) was last used, in one write; a mark only moves forward, and unknown (deleted)
+    /// hashes are ignored. The front end batches these instead of writing on every request.
+    /// </summary>
+    Task RecordApiKeysUsedAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default);
+    /// <summary>Locks or unlocks a user (a locked user's keys are refused); the updated user, or null when there is none.</summary>
+    Task<UserInfo?> SetUserLockedAsync(Guid guid, bool locked, DateTimeOffset now, CancellationToken ct = default);
     /// <summary>Creates the first administrator and its key in one transaction; null when any user exists.</summary>
     Task<UserInfo?> BootstrapAdministratorAsync(NewUser admin, string keyName, string keyHash, CancellationToken ct = default);
 

@@ -133,6 +133,9 @@ public static class ConnectServer
         services.AddSingleton(config.Connect.SecretKey is { } key ? new SecretBox(Convert.FromBase64String(key)) : SecretBox.FromKeyFile(paths.SecretKeyFile));
         services.AddSingleton(new ServerUrl(config.Connect.ServerUrl));
         services.AddSingleton<ContentChanges>();
+        services.AddSingleton<ApiKeyCache>();
+        services.AddSingleton<ApiKeyUsage>();
+        services.AddHostedService<ApiKeyUsageFlusher>();
         services.AddSingleton(config.Applications);
         // Only interpreters the run-as user can execute are offered to content (pyenv under /root is not).
         services.AddSingleton(sp => new PythonInstallations(config.Python, sp.GetRequiredService<ILogger<PythonInstallations>>(),

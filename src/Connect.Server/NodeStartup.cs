@@ -11,6 +11,7 @@ namespace Connect.Server;
 /// </summary>
 public sealed partial class NodeStartup(
     ICatalogStore store,
+    Connect.Data.Security.ApiKeyCache keys,
     ProcessSupervisor supervisor,
     GrainProcessOwner owner,
     ContentProcessHost host,
@@ -27,6 +28,7 @@ public sealed partial class NodeStartup(
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
         {
             await store.DeleteApiKeysNamedAsync(Connect.Data.Security.ApiKeys.ProcessKeyName(job.Key), cancellationToken);
+            keys.InvalidateAll();
             if (job.Pid is { } pid && job.BundleId is { } bundleId && IsOurProcess(pid, paths.BundleDirectory(job.ContentGuid, bundleId)))
             {
                 // Content processes run in their own session and outlive a crashed server: end them before anything new starts.

@@ -247,7 +247,7 @@ public abstract class CatalogStoreContract
         Assert.InRange(key.CreatedTime, before, DateTimeOffset.UtcNow.AddMinutes(1));
         Assert.Equal([key], await store.ListApiKeysAsync(alice.Guid));
 
-        var found = await store.FindUserByKeyHashAsync(hash, At(10));
+        var found = await store.FindUserByKeyHashAsync(hash);
         Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), found);
     }
 
@@ -258,30 +258,66 @@ public abstract class CatalogStoreContract
         var alice = await UserAsync(store, "alice");
         await store.CreateApiKeyAsync(alice.Guid, "k", ApiKeys.Hash("real"));
 
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("other"), T0));
-        Assert.Null(await store.FindUserByKeyHashAsync("real", T0)); // the plaintext is not the hash
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("other")));
+        Assert.Null(await store.FindUserByKeyHashAsync("real")); // the plaintext is not the hash
         Assert.Null(Assert.Single(await store.ListApiKeysAsync(alice.Guid)).LastUsedTime);
     }
 
     [Fact]
-    public async Task FindUserByKeyHash_SetsLastUsedTime()
+    public async Task FindUserByKeyHash_MarksNothing()
     {
         var store = await StoreAsync();
         var alice = await UserAsync(store, "alice");
-        var hash = ApiKeys.Hash("k1");
-        var unused = await store.CreateApiKeyAsync(alice.Guid, "unused", ApiKeys.Hash("k2"));
-        await store.CreateApiKeyAsync(alice.Guid, "used", hash);
+        await store.CreateApiKeyAsync(alice.Guid, "k", ApiKeys.Hash("k"));
 
-        await store.FindUserByKeyHashAsync(hash, At(5));
+        Assert.NotNull(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k")));
+
+        Assert.Null(Assert.Single(await store.ListApiKeysAsync(alice.Guid)).LastUsedTime);
+    }
+
+    [Fact]
+    public async Task RecordApiKeysUsed_SetsEachKeysLastUsedTime_InOneBatch_OnlyForward()
+    {
+        var store = await StoreAsync();
+        var alice = await UserAsync(store, "alice");
+        var bob = await UserAsync(store, "bob");
+        var unused = await store.CreateApiKeyAsync(alice.Guid, "unused", ApiKeys.Hash("k0"));
+        await store.CreateApiKeyAsync(alice.Guid, "a", ApiKeys.Hash("k1"));
+        await store.CreateApiKeyAsync(bob.Guid, "b", ApiKeys.Hash("k2"));
+
+        await store.RecordApiKeysUsedAsync(
+            [new(ApiKeys.Hash("k1"), At(5)), new(ApiKeys.Hash("k2"), At(6)), new(ApiKeys.Hash("deleted-meanwhile"), At(7))]);
+
         var keys = await store.ListApiKeysAsync(alice.Guid);
-        Assert.Equal(["unused", "used"], keys.Select(k => k.Name));
-        Assert.Null(keys[0].LastUsedTime);
+        Assert.Equal(unused, keys[0]);
         AssertUtc(keys[1].LastUsedTime, At(5));
+        AssertUtc(Assert.Single(await store.ListApiKeysAsync(bob.Guid)).LastUsedTime, At(6));
 
-        // Much later: the mark moves forward.
-        await store.FindUserByKeyHashAsync(hash, At(7200));
+        // A late batch (another node's, flushed after ours) does not move the mark back; a later one moves it forward.
+        await store.RecordApiKeysUsedAsync([new(ApiKeys.Hash("k1"), At(1))]);
+        AssertUtc((await store.ListApiKeysAsync(alice.Guid))[1].LastUsedTime, At(5));
+        await store.RecordApiKeysUsedAsync([new(ApiKeys.Hash("k1"), At(7200))]);
         AssertUtc((await store.ListApiKeysAsync(alice.Guid))[1].LastUsedTime, At(7200));
+
+        await store.RecordApiKeysUsedAsync([]);
         Assert.Equal(unused, (await store.ListApiKeysAsync(alice.Guid))[0]);
+    }
+
+    [Fact]
+    public async Task SetUserLocked_LocksAndUnlocks_AndTheKeyLookupSeesIt()
+    {
+        var store = await StoreAsync();
+        var alice = await UserAsync(store, "alice");
+        await store.CreateApiKeyAsync(alice.Guid, "k", ApiKeys.Hash("k"));
+
+        var locked = await store.SetUserLockedAsync(alice.Guid, true, At(60));
+
+        Assert.True(locked!.Locked);
+        AssertUtc(locked.UpdatedTime, At(60));
+        Assert.Equal(locked, await store.GetUserAsync(alice.Guid));
+        Assert.True((await store.FindUserByKeyHashAsync(ApiKeys.Hash("k")))!.User.Locked);
+        Assert.False((await store.SetUserLockedAsync(alice.Guid, false, At(61)))!.Locked);
+        Assert.Null(await store.SetUserLockedAsync(Guid.NewGuid(), true, At(62)));
     }
 
     [Fact]
@@ -297,7 +333,7 @@ public abstract class CatalogStoreContract
         Assert.Equal([a1, a2], await store.ListApiKeysAsync(alice.Guid));
         Assert.Equal([b1], await store.ListApiKeysAsync(bob.Guid));
         Assert.Empty(await store.ListApiKeysAsync(Guid.NewGuid()));
-        Assert.Equal(new ApiKeyHolder(bob, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("b1"), T0));
+        Assert.Equal(new ApiKeyHolder(bob, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("b1")));
     }
 
     [Fact]
@@ -310,11 +346,11 @@ public abstract class CatalogStoreContract
         var key = await store.CreateApiKeyAsync(alice.Guid, "k", hash);
 
         Assert.False(await store.DeleteApiKeyAsync(bob.Guid, key.Id));
-        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(hash, T0));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(hash));
         Assert.Single(await store.ListApiKeysAsync(alice.Guid));
 
         Assert.True(await store.DeleteApiKeyAsync(alice.Guid, key.Id));
-        Assert.Null(await store.FindUserByKeyHashAsync(hash, T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(hash));
         Assert.Empty(await store.ListApiKeysAsync(alice.Guid));
         Assert.False(await store.DeleteApiKeyAsync(alice.Guid, key.Id));
         Assert.False(await store.DeleteApiKeyAsync(alice.Guid, 987654));
@@ -333,10 +369,10 @@ public abstract class CatalogStoreContract
 
         Assert.Equal(2, await store.DeleteApiKeysNamedAsync("content-process:j1"));
 
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1"), T0));
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2"), T0));
-        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p3"), T0));
-        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p4"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1")));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2")));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p3")));
+        Assert.Equal(new ApiKeyHolder(alice, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("p4")));
         Assert.Equal(0, await store.DeleteApiKeysNamedAsync("content-process:j1"));
     }
 
@@ -353,14 +389,15 @@ public abstract class CatalogStoreContract
         Assert.Equal(item.Guid, scoped.ContentScope);
         Assert.Null(plain.ContentScope);
         Assert.Equal([scoped, plain], await store.ListApiKeysAsync(owner.Guid));
-        Assert.Equal(new ApiKeyHolder(owner, item.Guid), await store.FindUserByKeyHashAsync(scopedHash, At(3)));
-        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(plainHash, At(3)));
+        Assert.Equal(new ApiKeyHolder(owner, item.Guid), await store.FindUserByKeyHashAsync(scopedHash));
+        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(plainHash));
+        await store.RecordApiKeysUsedAsync([new(scopedHash, At(3))]);
         AssertUtc((await store.ListApiKeysAsync(owner.Guid))[0].LastUsedTime, At(3));
 
         // A restart (or another node) reads the same scope.
         var reopened = await OpenSameDatabaseAsync(store);
         await reopened.MigrateAsync();
-        Assert.Equal(item.Guid, (await reopened.FindUserByKeyHashAsync(scopedHash, At(4)))?.ContentScope);
+        Assert.Equal(item.Guid, (await reopened.FindUserByKeyHashAsync(scopedHash))?.ContentScope);
     }
 
     [Fact]
@@ -374,9 +411,9 @@ public abstract class CatalogStoreContract
 
         Assert.True(await store.DeleteContentAsync(item.Guid));
 
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1"), T0));
-        Assert.Equal(other.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2"), T0))?.ContentScope);
-        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("k"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("p1")));
+        Assert.Equal(other.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("p2")))?.ContentScope);
+        Assert.Equal(new ApiKeyHolder(owner, ContentScope: null), await store.FindUserByKeyHashAsync(ApiKeys.Hash("k")));
         Assert.Equal(["content-process:j2", "laptop"], (await store.ListApiKeysAsync(owner.Guid)).Select(k => k.Name));
     }
 
@@ -389,7 +426,7 @@ public abstract class CatalogStoreContract
         await Assert.ThrowsAnyAsync<Exception>(() => store.CreateApiKeyAsync(alice.Guid, "k", ApiKeys.Hash("k"), Guid.NewGuid()));
 
         Assert.Empty(await store.ListApiKeysAsync(alice.Guid));
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k")));
     }
 
     // ------------------------------------------------------------------ bootstrap
@@ -410,7 +447,7 @@ public abstract class CatalogStoreContract
         Assert.Equal([admin], await store.ListUsersAsync());
         var key = Assert.Single(await store.ListApiKeysAsync(admin.Guid));
         Assert.Equal("bootstrap", key.Name);
-        Assert.Equal(new ApiKeyHolder(admin, ContentScope: null), await store.FindUserByKeyHashAsync(hash, T0));
+        Assert.Equal(new ApiKeyHolder(admin, ContentScope: null), await store.FindUserByKeyHashAsync(hash));
     }
 
     [Fact]
@@ -424,7 +461,7 @@ public abstract class CatalogStoreContract
         Assert.Null(second);
         Assert.Equal([first!], await store.ListUsersAsync());
         Assert.Null(await store.GetUserByNameAsync("admin2"));
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("two"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("two")));
         Assert.Single(await store.ListApiKeysAsync(first!.Guid));
     }
 
@@ -436,7 +473,7 @@ public abstract class CatalogStoreContract
 
         Assert.Null(await store.BootstrapAdministratorAsync(new NewUser("admin", UserRoles.Administrator, T0), "k", ApiKeys.Hash("k")));
         Assert.Equal([viewer], await store.ListUsersAsync());
-        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k"), T0));
+        Assert.Null(await store.FindUserByKeyHashAsync(ApiKeys.Hash("k")));
     }
 
     [Fact]
@@ -471,7 +508,7 @@ public abstract class CatalogStoreContract
         Assert.Single(await store.ListApiKeysAsync(winner.Guid));
         for (var i = 0; i < results.Length; i++)
         {
-            var found = await store.FindUserByKeyHashAsync(ApiKeys.Hash($"key{i}"), T0);
+            var found = await store.FindUserByKeyHashAsync(ApiKeys.Hash($"key{i}"));
             Assert.Equal(i == index ? winner : null, found?.User);
         }
     }
@@ -1104,7 +1141,7 @@ public abstract class CatalogStoreContract
         await store.AddJobAsync(Job(item.Guid, "j", start: t));
         await store.FinishJobAsync("j", 0, t);
         var key = await store.CreateApiKeyAsync(user.Guid, "k", "hash");
-        await store.FindUserByKeyHashAsync("hash", t);
+        await store.RecordApiKeysUsedAsync([new("hash", t)]);
 
         var u = (await store.GetUserAsync(user.Guid))!;
         AssertUtc(u.CreatedTime, t);

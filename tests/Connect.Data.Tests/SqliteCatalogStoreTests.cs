@@ -72,12 +72,12 @@ public sealed class SqliteCatalogStoreTests : CatalogStoreContract, IDisposable
         var store = new SqliteCatalogStore(path);
         await store.MigrateAsync();
 
-        var holder = await store.FindUserByKeyHashAsync(ApiKeys.Hash("old"), DateTimeOffset.UtcNow);
+        var holder = await store.FindUserByKeyHashAsync(ApiKeys.Hash("old"));
         Assert.Equal("old", holder?.User.Username);
         Assert.Null(holder!.ContentScope);
         var item = await store.CreateContentAsync(new ContentSettings { Name = "app", OwnerGuid = userGuid }, DateTimeOffset.UtcNow);
         await store.CreateApiKeyAsync(userGuid, "process", ApiKeys.Hash("new"), item.Guid);
-        Assert.Equal(item.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("new"), DateTimeOffset.UtcNow))?.ContentScope);
+        Assert.Equal(item.Guid, (await store.FindUserByKeyHashAsync(ApiKeys.Hash("new")))?.ContentScope);
         Assert.Equal([null, item.Guid], (await store.ListApiKeysAsync(userGuid)).Select(k => k.ContentScope));
     }
 

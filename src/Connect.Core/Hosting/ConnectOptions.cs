@@ -42,8 +42,23 @@ public sealed class ConnectOptions
     /// </summary>
     public string? SecretKey { get; set; }
 
+    /// <summary>
+    /// How long, in seconds, this node trusts a validated API key without asking the catalog again: the longest a
+    /// key deleted (or a user locked) on ANOTHER node still works here. Changes made on this node apply at once.
+    /// Default 10; 0 disables the cache; at most 300.
+    /// </summary>
+    public int ApiKeyCacheSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// How often, in seconds, the last-used times of API keys are written to the catalog, in one batch, instead
+    /// of a write per request. Default 30; 1 to 3600.
+    /// </summary>
+    public int ApiKeyLastUsedFlushSeconds { get; set; } = 30;
+
     public IEnumerable<string> Validate()
     {
+        if (ApiKeyCacheSeconds is < 0 or > 300) yield return "Connect:ApiKeyCacheSeconds must be between 0 (no cache) and 300.";
+        if (ApiKeyLastUsedFlushSeconds is < 1 or > 3600) yield return "Connect:ApiKeyLastUsedFlushSeconds must be between 1 and 3600.";
         if (string.IsNullOrWhiteSpace(DataDir)) yield return "Connect:DataDir must be set.";
         if (ServerUrl is not null && !(Uri.TryCreate(ServerUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"))
             yield return $"Connect:ServerUrl '{ServerUrl}' is not an absolute http(s) URL.";

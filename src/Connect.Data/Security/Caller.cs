@@ -2,6 +2,7 @@ using Connect.Core.Content;
 using Connect.Core.Model;
 using Connect.Data;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Connect.Data.Security;
 
@@ -42,12 +43,14 @@ public sealed class Caller
         {
             return new Caller();
         }
-        var store = (ICatalogStore)context.RequestServices.GetService(typeof(ICatalogStore))!;
-        var time = (TimeProvider)context.RequestServices.GetService(typeof(TimeProvider))!;
-        var holder = await store.FindUserByKeyHashAsync(ApiKeys.Hash(key), time.GetUtcNow(), context.RequestAborted);
-        return holder is null || holder.User.Locked
-            ? new Caller { InvalidKey = true }
-            : new Caller { User = holder.User, ScopedContent = holder.ContentScope };
+        var hash = ApiKeys.Hash(key);
+        var holder = await context.RequestServices.GetRequiredService<ApiKeyCache>().FindAsync(hash, context.RequestAborted);
+        if (holder is null || holder.User.Locked)
+        {
+            return new Caller { InvalidKey = true };
+        }
+        context.RequestServices.GetRequiredService<ApiKeyUsage>().Record(hash);
+        return new Caller { User = holder.User, ScopedContent = holder.ContentScope };
     }
 
     /// <summary>The API key of the request, from <c>Authorization: Key k</c> (or <c>X-RSC-Authorization</c>, sent behind proxies that own Authorization).</summary>

@@ -200,21 +200,38 @@ public sealed class SqliteCatalogStore : ICatalogStore
         return await Exec(c, null, "DELETE FROM api_keys WHERE name = $n", ct, ("$n", name));
     }
 
-    public async Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, DateTimeOffset now, CancellationToken ct = default)
+    public async Task<ApiKeyHolder?> FindUserByKeyHashAsync(string keyHash, CancellationToken ct = default)
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         // The scope is read last, after the user's columns, so that ReadUser's ordinals hold.
-        var user = (await Query(c, null,
+        return (await Query(c, null,
             $"SELECT {string.Join(", ", UserColumns.Split(", ").Select(col => "u." + col))}, k.content_guid FROM api_keys k JOIN users u ON u.guid = k.user_guid WHERE k.key_hash = $h",
             r => new ApiKeyHolder(ReadUser(r), r.IsDBNull(12) ? null : Guid.Parse(r.GetString(12))), ct, ("$h", keyHash))).FirstOrDefault();
-        if (user is not null)
+    }
+
+    public async Task RecordApiKeysUsedAsync(IReadOnlyCollection<KeyValuePair<string, DateTimeOffset>> lastUsed, CancellationToken ct = default)
+    {
+        if (lastUsed.Count == 0)
         {
-            // Minute granularity keeps a busy key from turning every request into a write.
-            await Exec(c, null,
-                "UPDATE api_keys SET last_used_time = $t WHERE key_hash = $h AND (last_used_time IS NULL OR last_used_time < $cut)",
-                ct, ("$t", Time(now)), ("$h", keyHash), ("$cut", Time(now.AddMinutes(-1))));
+            return;
         }
-        return user;
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        // One transaction: one fsync for the whole batch. The stored text is fixed-width UTC, so it compares as time;
+        // a batch flushed late (another node's, say) never moves a mark back.
+        await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        foreach (var (hash, time) in lastUsed)
+        {
+            await Exec(c, tx, "UPDATE api_keys SET last_used_time = $t WHERE key_hash = $h AND (last_used_time IS NULL OR last_used_time < $t)",
+                ct, ("$t", Time(time)), ("$h", hash));
+        }
+        await tx.CommitAsync(ct);
+    }
+
+    public async Task<UserInfo?> SetUserLockedAsync(Guid guid, bool locked, DateTimeOffset now, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return (await Query(c, null, $"UPDATE users SET locked = $l, updated_time = $t WHERE guid = $g RETURNING {UserColumns}",
+            ReadUser, ct, ("$l", locked ? 1 : 0), ("$t", Time(now)), ("$g", guid.ToString()))).FirstOrDefault();
     }
 
     public async Task<UserInfo?> BootstrapAdministratorAsync(NewUser admin, string keyName, string keyHash, CancellationToken ct = default)

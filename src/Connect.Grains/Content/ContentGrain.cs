@@ -21,6 +21,7 @@ namespace Connect.Grains.Content;
 [Reentrant]
 public sealed partial class ContentGrain(
     ICatalogStore store,
+    Connect.Data.Security.ApiKeyCache keys,
     DeploymentPipeline pipeline,
     DataPaths paths,
     IOptions<SchedulerDefaults> scheduler,
@@ -113,6 +114,8 @@ public sealed partial class ContentGrain(
             LogDeployCrashed(logger, e, Id);
         }
         await store.DeleteContentAsync(Id);
+        // The item's scoped keys went with its row.
+        keys.InvalidateAll();
         _item = null;
         changes.Publish(Id);
         await RemovePathsAsync(paths.ContentApps(Id), paths.ContentBundles(Id), paths.ContentLogs(Id));

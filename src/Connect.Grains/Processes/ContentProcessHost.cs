@@ -20,6 +20,7 @@ public sealed partial class ContentProcessHost(
     DataPaths paths,
     ProcessSupervisor supervisor,
     ICatalogStore store,
+    ApiKeyCache keys,
     SecretBox secrets,
     ServerUrl serverUrl,
     ContentSandbox sandbox,
@@ -113,6 +114,7 @@ public sealed partial class ContentProcessHost(
         {
             await store.FinishJobAsync(request.JobKey, null, time.GetUtcNow(), CancellationToken.None);
             await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(request.JobKey), CancellationToken.None);
+            keys.InvalidateAll();
             return Failed(e.Message, e.LogTail);
         }
     }

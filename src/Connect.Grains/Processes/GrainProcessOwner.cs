@@ -6,7 +6,7 @@ using Connect.Runtime.Supervision;
 namespace Connect.Grains.Processes;
 
 /// <summary>Relays the supervisor's node-local events to the ContentGrain that owns each process.</summary>
-public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store, TimeProvider time) : IProcessOwner
+public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store, ApiKeyCache keys, TimeProvider time) : IProcessOwner
 {
     public Task<bool> MayStopIdleAsync(SupervisedProcess process) =>
         grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessIdleAsync(process.Id);
@@ -16,6 +16,7 @@ public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store,
         await store.FinishJobAsync(process.JobKey, exitCode, time.GetUtcNow());
         // The process's own key dies with it.
         await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(process.JobKey));
+        keys.InvalidateAll();
         await grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessExitedAsync(process.Id, exitCode);
     }
 }

@@ -9,6 +9,8 @@ public sealed class StartupTests
         [
             "--Connect:ServerUrl=ftp://nope",
             "--Connect:MaxBundleBytes=10",
+            "--Connect:ApiKeyCacheSeconds=-1",
+            "--Connect:ApiKeyLastUsedFlushSeconds=0",
             "--Scheduler:LoadFactor=2",
             "--Scheduler:MaxProcesses=0",
             "--Python:Executables:0=relative/python",
@@ -17,7 +19,7 @@ public sealed class StartupTests
             "--Sandbox:Mode=Required",
             "--Sandbox:Bubblewrap=/no/such/bwrap",
         ]));
-        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Scheduler:LoadFactor", "Scheduler:MaxProcesses", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort", "Sandbox:Mode"];
+        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Connect:ApiKeyCacheSeconds", "Connect:ApiKeyLastUsedFlushSeconds", "Scheduler:LoadFactor", "Scheduler:MaxProcesses", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort", "Sandbox:Mode"];
         foreach (var setting in expected)
         {
             Assert.Contains(e.Problems, p => p.Contains(setting, StringComparison.Ordinal));

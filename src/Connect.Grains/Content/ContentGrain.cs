@@ -357,6 +357,8 @@ public sealed partial class ContentGrain(
             if (!result.Started)
             {
                 RecordFailure(entry, result.Error ?? "the process failed to start", result.LogTail);
+                // A min_processes start that failed is retried after the hold, not only when a request comes.
+                await EnsureMinimumAsync();
             }
             else
             {
@@ -449,6 +451,7 @@ public sealed partial class ContentGrain(
         {
             return Task.FromResult<CrashLoopState?>(null);
         }
+        ForgetOldFailures(time.GetUtcNow());
         return Task.FromResult<CrashLoopState?>(new CrashLoopState(since, _recentFailures.Count, failure.Error, _holdUntil));
     }
 
@@ -477,12 +480,8 @@ public sealed partial class ContentGrain(
             _consecutiveFailures = 0;
         }
         _consecutiveFailures++;
-        var window = TimeSpan.FromSeconds(s.CrashLoopWindowSeconds);
         _recentFailures.Enqueue(now);
-        while (_recentFailures.Count > 0 && now - _recentFailures.Peek() > window)
-        {
-            _recentFailures.Dequeue();
-        }
+        ForgetOldFailures(now);
         var hold = entry.ReadyAt is null ? Backoff(_consecutiveFailures)
             : _consecutiveFailures > 1 ? Backoff(_consecutiveFailures - 1)
             : TimeSpan.Zero;
@@ -495,6 +494,15 @@ public sealed partial class ContentGrain(
             changes.Publish(Id);
         }
         LogFailureHold(logger, Id, _consecutiveFailures, hold.TotalSeconds, error);
+    }
+
+    private void ForgetOldFailures(DateTimeOffset now)
+    {
+        var window = TimeSpan.FromSeconds(scheduler.Value.CrashLoopWindowSeconds);
+        while (_recentFailures.Count > 0 && now - _recentFailures.Peek() > window)
+        {
+            _recentFailures.Dequeue();
+        }
     }
 
     /// <summary>The hold after the n-th consecutive failure: the initial value doubling up to the ceiling.</summary>

@@ -150,6 +150,25 @@ public sealed class CrashLoopTests(CrashLoopFixture server, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Min_processes_restarts_obey_the_backoff_and_reach_the_crash_loop_without_requests()
+    {
+        var guid = (await server.Admin.CreateContentAsync("crash-min", "all", new JsonObject { ["min_processes"] = 1 }))["guid"]!.GetValue<string>();
+        await server.Admin.DeployAsync(guid, Bundle(BrokenAtImport));
+        // Nobody asks for the content: the grain's own retries, held by the backoff, count up to the crash loop.
+        var crashLoop = await EventuallyAsync(() => CrashLoopAsync(guid), TimeSpan.FromSeconds(60), "the crash loop");
+        Assert.Equal(CrashLoopFixture.Failures, crashLoop["failures"]!.GetValue<int>());
+        var jobs = (await JobsAsync(guid)).OrderBy(StartTime).ToList();
+        Assert.Equal(CrashLoopFixture.Failures, jobs.Count);
+        var gaps = jobs.Zip(jobs.Skip(1), (a, b) => (StartTime(b) - StartTime(a)).TotalSeconds).ToList();
+        output.WriteLine("gaps between starts: " + string.Join(", ", gaps));
+        Assert.True(gaps[0] >= CrashLoopFixture.InitialSeconds - 1, $"gap {gaps[0]}");
+        Assert.True(gaps[1] > gaps[0], $"gaps {gaps[0]}, {gaps[1]}");
+        // The hold after the crash loop (8 s) keeps the retries off for a while.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(CrashLoopFixture.Failures, (await JobsAsync(guid)).Count);
+    }
+
+    [Fact]
     public async Task An_isolated_crash_is_replaced_at_once_but_repeated_crashes_are_held_and_become_a_crash_loop()
     {
         var guid = await DeployAsync("crash-request", Healthy);

@@ -45,9 +45,9 @@ public interface IContentGrain : IGrainWithGuidKey
     [Alias("ProcessIdle")]
     Task<bool> ProcessIdleAsync(Guid processId);
 
-    /// <summary>A process exited or was stopped.</summary>
+    /// <summary>A process exited or was stopped; <paramref name="message"/> and <paramref name="logTail"/> say how, for a crash page.</summary>
     [Alias("ProcessExited")]
-    Task ProcessExitedAsync(Guid processId, int? exitCode);
+    Task ProcessExitedAsync(Guid processId, int? exitCode, string message, IReadOnlyList<string> logTail);
 
     /// <summary>Stops the process of a job (the jobs API's DELETE).</summary>
     [Alias("StopJob")]
@@ -60,7 +60,19 @@ public interface IContentGrain : IGrainWithGuidKey
     /// <summary>Starts processes up to min_processes (server start, settings change).</summary>
     [Alias("EnsureMinimum")]
     Task EnsureMinimumAsync();
+
+    /// <summary>Whether the item is crash-looping (repeated failures within the window); null when it is not.</summary>
+    [Alias("GetCrashLoop")]
+    Task<CrashLoopState?> GetCrashLoopAsync();
 }
+
+/// <summary>Content whose processes keep failing: no new start happens before <see cref="HoldUntil"/>.</summary>
+[GenerateSerializer, Immutable, Alias("Connect.CrashLoopState")]
+public sealed record CrashLoopState(
+    [property: Id(0)] DateTimeOffset Since,
+    [property: Id(1)] int Failures,
+    [property: Id(2)] string LastError,
+    [property: Id(3)] DateTimeOffset HoldUntil);
 
 [GenerateSerializer, Immutable, Alias("Connect.ProcessEndpoint")]
 public sealed record ProcessEndpoint(
@@ -81,6 +93,8 @@ public sealed record ProcessRoute
     /// <summary>Why no process could be had (start failure, no active bundle); null when at capacity or fine.</summary>
     [Id(3)] public string? Error { get; init; }
     [Id(4)] public IReadOnlyList<string> LogTail { get; init; } = [];
+    /// <summary>Set with <see cref="Error"/> when the item is crash-looping: the front end answers 503, not 502.</summary>
+    [Id(5)] public bool CrashLoop { get; init; }
 }
 
 [GenerateSerializer, Alias("Connect.ContentNotFoundException")]

@@ -269,6 +269,11 @@ public sealed partial class ContentFrontEnd(
             var policy = fresh.Policy!;
             if (fresh.Error is not null)
             {
+                if (fresh.CrashLoop)
+                {
+                    // Not a passing failure: tell viewers the app is down for a while rather than inviting reloads.
+                    return (null, new Failure(503, "This application keeps crashing", fresh.Error, fresh.LogTail));
+                }
                 return (null, new Failure(502, "This application failed to start", fresh.Error, fresh.LogTail));
             }
             if (fresh.Process is { } assigned && !saturated.Contains(assigned.ProcessId))

@@ -78,7 +78,7 @@ public static class ContentApi
         return TypedResults.Json(result, ApiJson.Options);
     }
 
-    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, string guid, string? include)
+    private static async Task<IResult> Get(HttpContext context, ICatalogStore store, IGrainFactory grains, string guid, string? include)
     {
         var (item, caller, error) = await ContentLookup.LoadAsync(context, store, guid, edit: false);
         if (error is not null)
@@ -87,7 +87,8 @@ public static class ContentApi
         }
         var includes = ContentJson.ParseInclude(include);
         var owner = includes.Contains("owner") ? await store.GetUserAsync(item!.Settings.OwnerGuid, context.RequestAborted) : null;
-        return TypedResults.Json(ContentJson.From(item!, caller, PublicUrls.Base(context), owner, includes), ApiJson.Options);
+        var crashLoop = await grains.GetGrain<IContentGrain>(item!.Guid).GetCrashLoopAsync();
+        return TypedResults.Json(ContentJson.WithCrashLoop(ContentJson.From(item, caller, PublicUrls.Base(context), owner, includes), crashLoop), ApiJson.Options);
     }
 
     private static async Task<IResult> Create(HttpContext context, ICatalogStore store, IOptions<SchedulerDefaults> scheduler, TimeProvider time)
@@ -162,8 +163,9 @@ public static class ContentApi
         }
         try
         {
-            var updated = await grains.GetGrain<IContentGrain>(item.Guid).UpdateSettingsAsync(settings, item.RowVersion);
-            return TypedResults.Json(ContentJson.From(updated, caller, PublicUrls.Base(context)), ApiJson.Options);
+            var content = grains.GetGrain<IContentGrain>(item.Guid);
+            var updated = await content.UpdateSettingsAsync(settings, item.RowVersion);
+            return TypedResults.Json(ContentJson.WithCrashLoop(ContentJson.From(updated, caller, PublicUrls.Base(context)), await content.GetCrashLoopAsync()), ApiJson.Options);
         }
         catch (ContentConflictException e)
         {

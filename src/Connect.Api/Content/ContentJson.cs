@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Connect.Abstractions;
 using Connect.Core.Content;
 using Connect.Core.Model;
 using Connect.Api.Http;
@@ -85,6 +86,23 @@ public static class ContentJson
                 o["vanity_url"] = null;
             }
         }
+        return o;
+    }
+
+    /// <summary>
+    /// Adds <c>crash_loop</c> (a Connect clone extension): null, or since when the item's processes keep failing, how
+    /// many failures fall in the window, the last error and when the next start may happen. Only the single-item
+    /// responses carry it: a list would have to wake every item's grain.
+    /// </summary>
+    public static JsonObject WithCrashLoop(JsonObject o, CrashLoopState? crashLoop)
+    {
+        o["crash_loop"] = crashLoop is null ? null : new JsonObject
+        {
+            ["since"] = ApiJson.Time(crashLoop.Since),
+            ["failures"] = crashLoop.Failures,
+            ["last_error"] = crashLoop.LastError,
+            ["next_start_time"] = ApiJson.Time(crashLoop.HoldUntil),
+        };
         return o;
     }
 

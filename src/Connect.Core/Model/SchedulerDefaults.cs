@@ -23,6 +23,14 @@ public sealed class SchedulerDefaults
     public int MaxInitTimeout { get; set; } = 240;
     /// <summary>Upper bound publishers may set for max_processes. Default 20.</summary>
     public int MaxProcessesLimit { get; set; } = 20;
+    /// <summary>Seconds new starts are held after the first of consecutive failures (failed starts, crashes); doubles per failure. Default 1.</summary>
+    public int RestartBackoffInitialSeconds { get; set; } = 1;
+    /// <summary>Ceiling of that hold, in seconds. Default 60.</summary>
+    public int RestartBackoffMaxSeconds { get; set; } = 60;
+    /// <summary>Failures within <see cref="CrashLoopWindowSeconds"/> that mark content as crash-looping. Default 5.</summary>
+    public int CrashLoopFailures { get; set; } = 5;
+    /// <summary>Seconds over which <see cref="CrashLoopFailures"/> are counted. Default 300.</summary>
+    public int CrashLoopWindowSeconds { get; set; } = 300;
 
     public ScalingPolicy Resolve(RuntimeSettings s)
     {
@@ -50,5 +58,9 @@ public sealed class SchedulerDefaults
         if (MaxInitTimeout < InitTimeout) yield return "Scheduler:MaxInitTimeout must be >= Scheduler:InitTimeout.";
         if (ConnectionTimeout < 0) yield return "Scheduler:ConnectionTimeout must be >= 0.";
         if (ReadTimeout < 0) yield return "Scheduler:ReadTimeout must be >= 0.";
+        if (RestartBackoffInitialSeconds < 1) yield return "Scheduler:RestartBackoffInitialSeconds must be >= 1.";
+        if (RestartBackoffMaxSeconds < RestartBackoffInitialSeconds) yield return "Scheduler:RestartBackoffMaxSeconds must be >= Scheduler:RestartBackoffInitialSeconds.";
+        if (CrashLoopFailures < 2) yield return "Scheduler:CrashLoopFailures must be >= 2.";
+        if (CrashLoopWindowSeconds < 1) yield return "Scheduler:CrashLoopWindowSeconds must be >= 1.";
     }
 }

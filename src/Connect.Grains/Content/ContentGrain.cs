@@ -30,13 +30,17 @@ public sealed partial class ContentGrain(
     TimeProvider time,
     ILogger<ContentGrain> logger) : Grain, IContentGrain
 {
-    /// <summary>After a failed start, new connections get the failure for this long instead of a new attempt each.</summary>
-    private static readonly TimeSpan FailureHold = TimeSpan.FromSeconds(5);
-
     private readonly Dictionary<Guid, ProcessEntry> _processes = [];
     private ContentItem? _item;
     private ScalingPolicy _policy = new SchedulerDefaults().Resolve(RuntimeSettings.Empty);
     private (string Error, IReadOnlyList<string> Tail, DateTimeOffset At)? _lastFailure;
+    /// <summary>Failed starts and unexpected exits since the last reset (redeploy, or a process that served past the backoff window).</summary>
+    private int _consecutiveFailures;
+    /// <summary>Times of failures within Scheduler:CrashLoopWindowSeconds, oldest first.</summary>
+    private readonly Queue<DateTimeOffset> _recentFailures = new();
+    /// <summary>Until then new connections get the last failure instead of a new start each.</summary>
+    private DateTimeOffset _holdUntil = DateTimeOffset.MinValue;
+    private DateTimeOffset? _crashLoopSince;
     private Task _deployments = Task.CompletedTask;
     private int _deploying;
     private bool _deleting;
@@ -219,7 +223,8 @@ public sealed partial class ContentGrain(
         }
         await store.SetBundlePythonVersionAsync(bundleId, outcome.PyVersion);
         _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
-        _lastFailure = null;
+        // A new bundle is a new application: its failures start from nothing.
+        ClearFailures();
         changes.Publish(Id);
         // Processes of the previous bundle stop; new connections start the new one.
         await StopAllAsync();
@@ -279,8 +284,19 @@ public sealed partial class ContentGrain(
             .FirstOrDefault();
         if (candidate is null && _processes.Count < _policy.MaxProcesses)
         {
-            if (_lastFailure is { } failure && time.GetUtcNow() - failure.At < FailureHold)
+            if (_lastFailure is { } failure && time.GetUtcNow() < _holdUntil)
             {
+                if (_crashLoopSince is not null)
+                {
+                    return new ProcessRoute
+                    {
+                        Error = $"It failed {_recentFailures.Count} times within {scheduler.Value.CrashLoopWindowSeconds} s; it will not be started again before {_holdUntil:yyyy-MM-dd HH:mm:ss} UTC. Last error: {failure.Error}",
+                        LogTail = failure.Tail,
+                        CrashLoop = true,
+                        Policy = _policy,
+                        All = Endpoints(),
+                    };
+                }
                 return new ProcessRoute { Error = failure.Error, LogTail = failure.Tail, Policy = _policy, All = Endpoints() };
             }
             candidate = StartProcess(bundleId);
@@ -329,6 +345,13 @@ public sealed partial class ContentGrain(
         if (result.Started && _processes.ContainsKey(entry.Id))
         {
             entry.Endpoint = new ProcessEndpoint(entry.Id, entry.JobKey, result.Silo, result.Port, entry.BundleId);
+            entry.ReadyAt = time.GetUtcNow();
+            if (_crashLoopSince is not null)
+            {
+                // It starts again: viewers get the app (or, if it crashes once more, a fresh verdict), not a stale 503.
+                _crashLoopSince = null;
+                changes.Publish(Id);
+            }
         }
         else
         {
@@ -336,7 +359,9 @@ public sealed partial class ContentGrain(
             UpdateKeepAlive();
             if (!result.Started)
             {
-                _lastFailure = (result.Error ?? "the process failed to start", result.LogTail, time.GetUtcNow());
+                RecordFailure(entry, result.Error ?? "the process failed to start", result.LogTail);
+                // A min_processes start that failed is retried after the hold, not only when a request comes.
+                await EnsureMinimumAsync();
             }
             else
             {
@@ -363,16 +388,16 @@ public sealed partial class ContentGrain(
         return Task.FromResult(true);
     }
 
-    public async Task ProcessExitedAsync(Guid processId, int? exitCode)
+    public async Task ProcessExitedAsync(Guid processId, int? exitCode, string message, IReadOnlyList<string> logTail)
     {
+        // Idle stops, job kills and stops for a redeploy removed the entry before the exit: only exits nobody asked for
+        // get here, and of those a clean 0 or a SIGTERM's 143 is the app shutting down, not failing.
         if (_processes.Remove(processId, out var entry))
         {
             UpdateKeepAlive();
-            if (exitCode is not 0 and not 143 && entry.Endpoint is null)
+            if (exitCode is not 0 and not 143)
             {
-                // Dying before it was ready counts as a start failure for the restart pause. A process that served and
-                // then stopped (a crash, its memory limit) is replaced on the next request at once.
-                _lastFailure = ($"the process exited with code {exitCode}", [], time.GetUtcNow());
+                RecordFailure(entry, message, logTail);
             }
             LogProcessExited(logger, Id, exitCode);
             await EnsureMinimumAsync();
@@ -404,15 +429,16 @@ public sealed partial class ContentGrain(
         {
             return Task.CompletedTask;
         }
-        if (_lastFailure is { } failure && time.GetUtcNow() - failure.At < FailureHold)
+        var now = time.GetUtcNow();
+        if (now < _holdUntil)
         {
-            // A process that keeps failing is retried after a pause, not in a tight loop.
+            // A process that keeps failing is retried after the backoff, not in a tight loop.
             _retryMinimum ??= this.RegisterGrainTimer(async () =>
             {
                 _retryMinimum?.Dispose();
                 _retryMinimum = null;
                 await EnsureMinimumAsync();
-            }, new GrainTimerCreationOptions { DueTime = FailureHold, Period = Timeout.InfiniteTimeSpan, Interleave = true });
+            }, new GrainTimerCreationOptions { DueTime = _holdUntil - now, Period = Timeout.InfiniteTimeSpan, Interleave = true });
             return Task.CompletedTask;
         }
         while (_processes.Count < _policy.MinProcesses)
@@ -420,6 +446,83 @@ public sealed partial class ContentGrain(
             StartProcess(bundleId);
         }
         return Task.CompletedTask;
+    }
+
+    public Task<CrashLoopState?> GetCrashLoopAsync()
+    {
+        if (_crashLoopSince is not { } since || _lastFailure is not { } failure)
+        {
+            return Task.FromResult<CrashLoopState?>(null);
+        }
+        ForgetOldFailures(time.GetUtcNow());
+        return Task.FromResult<CrashLoopState?>(new CrashLoopState(since, _recentFailures.Count, failure.Error, _holdUntil));
+    }
+
+    /// <summary>
+    /// Counts a failed start or an unexpected exit once per process and sets the hold before the next start.
+    /// A failed start holds for the backoff at once; an exit after serving is replaced at once when isolated (a
+    /// crash or memory kill now and then should not lock viewers out) and backs off only when it repeats.
+    /// </summary>
+    private void RecordFailure(ProcessEntry entry, string error, IReadOnlyList<string> tail)
+    {
+        var now = time.GetUtcNow();
+        if (entry.Failed)
+        {
+            // The start result and the exit report describe the same failure; keep the more telling text.
+            if (tail.Count > 0 && _lastFailure is { } known)
+            {
+                _lastFailure = (error, tail, known.At);
+            }
+            return;
+        }
+        entry.Failed = true;
+        var s = scheduler.Value;
+        // A process that served for longer than the hold it was started under shows the earlier failures are over.
+        if (entry.ReadyAt is { } ready && now - ready > Backoff(Math.Max(1, _consecutiveFailures)))
+        {
+            _consecutiveFailures = 0;
+        }
+        _consecutiveFailures++;
+        _recentFailures.Enqueue(now);
+        ForgetOldFailures(now);
+        var hold = entry.ReadyAt is null ? Backoff(_consecutiveFailures)
+            : _consecutiveFailures > 1 ? Backoff(_consecutiveFailures - 1)
+            : TimeSpan.Zero;
+        _holdUntil = now + hold;
+        _lastFailure = (error, tail, now);
+        if (_recentFailures.Count >= s.CrashLoopFailures && _crashLoopSince is null)
+        {
+            _crashLoopSince = now;
+            LogCrashLoop(logger, Id, _recentFailures.Count, s.CrashLoopWindowSeconds, error);
+            changes.Publish(Id);
+        }
+        LogFailureHold(logger, Id, _consecutiveFailures, hold.TotalSeconds, error);
+    }
+
+    private void ForgetOldFailures(DateTimeOffset now)
+    {
+        var window = TimeSpan.FromSeconds(scheduler.Value.CrashLoopWindowSeconds);
+        while (_recentFailures.Count > 0 && now - _recentFailures.Peek() > window)
+        {
+            _recentFailures.Dequeue();
+        }
+    }
+
+    /// <summary>The hold after the n-th consecutive failure: the initial value doubling up to the ceiling.</summary>
+    private TimeSpan Backoff(int failures)
+    {
+        var s = scheduler.Value;
+        var seconds = s.RestartBackoffInitialSeconds * Math.Pow(2, Math.Min(failures - 1, 30));
+        return TimeSpan.FromSeconds(Math.Min(seconds, s.RestartBackoffMaxSeconds));
+    }
+
+    private void ClearFailures()
+    {
+        _lastFailure = null;
+        _consecutiveFailures = 0;
+        _recentFailures.Clear();
+        _holdUntil = DateTimeOffset.MinValue;
+        _crashLoopSince = null;
     }
 
     private async Task StopAllAsync()
@@ -455,6 +558,10 @@ public sealed partial class ContentGrain(
         public long BundleId { get; } = bundleId;
         public Task<ProcessStartResult> Started { get; set; } = Task.FromResult(new ProcessStartResult());
         public ProcessEndpoint? Endpoint { get; set; }
+        /// <summary>When it became ready; null while starting or if it never did.</summary>
+        public DateTimeOffset? ReadyAt { get; set; }
+        /// <summary>Its failure has been counted (the start result and the exit report may both tell of it).</summary>
+        public bool Failed { get; set; }
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: deactivating ({Reason}) with {Processes} processes")]
@@ -471,6 +578,12 @@ public sealed partial class ContentGrain(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Content {Content}: starting a process crashed")]
     private static partial void LogStartCrashed(ILogger logger, Exception exception, Guid content);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: crash-looping, {Failures} failures within {Window} s; last: {Error}")]
+    private static partial void LogCrashLoop(ILogger logger, Guid content, int failures, int window, string error);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: failure {Consecutive} in a row, new starts held for {Seconds} s: {Error}")]
+    private static partial void LogFailureHold(ILogger logger, Guid content, int consecutive, double seconds, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: a process exited with code {Code}")]
     private static partial void LogProcessExited(ILogger logger, Guid content, int? code);

@@ -17,6 +17,10 @@ public sealed class GrainProcessOwner(IGrainFactory grains, ICatalogStore store,
         // The process's own key dies with it.
         await store.DeleteApiKeysNamedAsync(ApiKeys.ProcessKeyName(process.JobKey));
         keys.InvalidateAll();
-        await grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessExitedAsync(process.Id, exitCode);
+        await grains.GetGrain<IContentGrain>(process.ContentGuid).ProcessExitedAsync(process.Id, exitCode,
+            ExitMessage(exitCode, process.ExitReason), process.Handle.Log.Tail(50));
     }
+
+    private static string ExitMessage(int? exitCode, string? reason) =>
+        $"the process exited with code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}" + (reason is null ? "" : $" ({reason})");
 }

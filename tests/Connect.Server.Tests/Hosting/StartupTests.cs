@@ -13,13 +13,18 @@ public sealed class StartupTests
             "--Connect:ApiKeyLastUsedFlushSeconds=0",
             "--Scheduler:LoadFactor=2",
             "--Scheduler:MaxProcesses=0",
+            "--Scheduler:RestartBackoffInitialSeconds=10",
+            "--Scheduler:RestartBackoffMaxSeconds=5",
+            "--Scheduler:CrashLoopFailures=1",
+            "--Scheduler:CrashLoopWindowSeconds=0",
             "--Python:Executables:0=relative/python",
             "--Bootstrap:SecretKeyFile=/does/not/exist",
             "--Orleans:SiloPort=70000",
             "--Sandbox:Mode=Required",
             "--Sandbox:Bubblewrap=/no/such/bwrap",
         ]));
-        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Connect:ApiKeyCacheSeconds", "Connect:ApiKeyLastUsedFlushSeconds", "Scheduler:LoadFactor", "Scheduler:MaxProcesses", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort", "Sandbox:Mode"];
+        string[] expected = ["Connect:ServerUrl", "Connect:MaxBundleBytes", "Connect:ApiKeyCacheSeconds", "Connect:ApiKeyLastUsedFlushSeconds", "Scheduler:LoadFactor", "Scheduler:MaxProcesses",
+            "Scheduler:RestartBackoffMaxSeconds", "Scheduler:CrashLoopFailures", "Scheduler:CrashLoopWindowSeconds", "Python", "Bootstrap:SecretKeyFile", "Orleans:SiloPort", "Sandbox:Mode"];
         foreach (var setting in expected)
         {
             Assert.Contains(e.Problems, p => p.Contains(setting, StringComparison.Ordinal));

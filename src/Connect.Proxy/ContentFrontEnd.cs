@@ -221,6 +221,14 @@ public sealed partial class ContentFrontEnd(
         try
         {
             await process.Handle.Exited.WaitAsync(TimeSpan.FromSeconds(2), time);
+            // Answer only once the ContentGrain knows: the viewer's next request must find room for a new process.
+            try
+            {
+                await process.Retired.WaitAsync(TimeSpan.FromSeconds(5), time);
+            }
+            catch (TimeoutException)
+            {
+            }
             return true;
         }
         catch (TimeoutException)

@@ -57,6 +57,13 @@ public sealed class SupervisedProcess
     public DateTimeOffset LastActivity => new(Interlocked.Read(ref _lastActivityTicks), TimeSpan.Zero);
     internal bool Stopping { get; set; }
 
+    private readonly TaskCompletionSource _retired = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the exit has been handled: the owner (the ContentGrain) knows the process is gone.</summary>
+    public Task Retired => _retired.Task;
+
+    internal void MarkRetired() => _retired.TrySetResult();
+
     /// <summary>Why the sandbox ended the process (its memory limit), when it did.</summary>
     public string? ExitReason { get; internal set; }
 
@@ -244,16 +251,20 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
             LogOwnerFailed(_logger, e);
         }
         LogExited(_logger, process.ContentGuid, process.Handle.Pid, code);
-        if (_owner is { } owner)
+        try
         {
-            try
+            if (_owner is { } owner)
             {
                 await owner.OnExitedAsync(process, code);
             }
-            catch (Exception e)
-            {
-                LogOwnerFailed(_logger, e);
-            }
+        }
+        catch (Exception e)
+        {
+            LogOwnerFailed(_logger, e);
+        }
+        finally
+        {
+            process.MarkRetired();
         }
     }
 

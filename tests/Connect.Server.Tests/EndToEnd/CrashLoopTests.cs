@@ -78,19 +78,8 @@ public sealed class CrashLoopTests(CrashLoopFixture server, ITestOutputHelper ou
         return (response.StatusCode, page);
     }
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await probe() is { } value)
-            {
-                return value;
-            }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"timed out waiting for {what}");
-    }
+    private static Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class =>
+        Eventually.WaitAsync(probe, timeout, what, TimeSpan.FromMilliseconds(200));
 
     private static DateTimeOffset StartTime(JsonObject job) =>
         DateTimeOffset.Parse(job["start_time"]!.GetValue<string>(), CultureInfo.InvariantCulture);

@@ -59,19 +59,8 @@ public sealed class ProcessLifecycleTests(ServerReachableFixture server, ITestOu
     private async Task<List<JsonObject>> JobsAsync(string guid) =>
         (await server.Admin.GetFromJsonAsync<JsonArray>($"__api__/v1/content/{guid}/jobs"))!.Select(j => j!.AsObject()).ToList();
 
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await probe() is { } value)
-            {
-                return value;
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException($"timed out waiting for {what}");
-    }
+    private static Task<T> EventuallyAsync<T>(Func<Task<T?>> probe, TimeSpan timeout, string what) where T : class =>
+        Eventually.WaitAsync(probe, timeout, what);
 
     private static bool ProcessExists(int pid) => Directory.Exists($"/proc/{pid}");
 

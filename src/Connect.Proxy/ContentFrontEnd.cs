@@ -107,20 +107,13 @@ public sealed partial class ContentFrontEnd(
         {
             return ErrorPages.Render(404, "Not found", "No such file in this content.");
         }
-        // Served as root: no component below the content's root may be a link (a render could have planted one).
-        if (!NoLinksBelow(root, full))
-        {
-            return ErrorPages.Render(404, "Not found", "No such file in this content.");
-        }
         if (Directory.Exists(full))
         {
             full = Path.Combine(full, "index.html");
-            if (new FileInfo(full).LinkTarget is not null)
-            {
-                return ErrorPages.Render(404, "Not found", "No such file in this content.");
-            }
         }
-        if (!File.Exists(full))
+        // Served as root: no component below the content's root may be a link. Render output is sealed (links removed)
+        // before it is served; this refuses one that got there any other way.
+        if (HasLinkBelow(root, full) || !File.Exists(full))
         {
             return ErrorPages.Render(404, "Not found", "No such file in this content.");
         }
@@ -133,22 +126,16 @@ public sealed partial class ContentFrontEnd(
         return TypedResults.PhysicalFile(full, type, lastModified: info.LastWriteTimeUtc, entityTag: etag, enableRangeProcessing: true);
     }
 
-    private static bool NoLinksBelow(string root, string full)
+    private static bool HasLinkBelow(string root, string full)
     {
-        var path = full;
-        while (path.Length > root.Length)
+        for (var path = full; path.Length > root.Length; path = Path.GetDirectoryName(path)!)
         {
-            var info = new FileInfo(path);
-            if (info.Exists || Directory.Exists(path) || info.LinkTarget is not null)
+            if (new FileInfo(path).LinkTarget is not null)
             {
-                if (info.LinkTarget is not null)
-                {
-                    return false;
-                }
+                return true;
             }
-            path = Path.GetDirectoryName(path) ?? root;
         }
-        return true;
+        return false;
     }
 
     // ------------------------------------------------------------------ processes
@@ -239,7 +226,7 @@ public sealed partial class ContentFrontEnd(
 
     /// <summary>The connect itself failed: the process (or its socket) is no longer there.</summary>
     private static bool IsGone(Exception? failure) =>
-        failure?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.AddressFamilyNotSupported }
+        failure?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable }
         || failure?.InnerException is SocketException { NativeErrorCode: 2 /* ENOENT: the socket file is gone */ };
 
     private static TimeSpan Timeout(TimeSpan configured) => configured <= TimeSpan.Zero ? TimeSpan.FromDays(1) : configured;

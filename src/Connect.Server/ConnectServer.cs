@@ -54,17 +54,18 @@ public static class ConnectServer
         paths.EnsureCreated();
         // The sandbox is set up before anything can run content: in Required mode a host that cannot isolate
         // content stops the server here, with every reason at once.
-        using (var startupLogs = LoggerFactory.Create(logging => logging.AddConsole()))
+        // The sandbox (and the limiter it holds, which logs for the life of the node) logs through a factory made
+        // before the host exists, with the host's logging configuration; it is disposed when the host stops.
+        var sandboxLogs = LoggerFactory.Create(logging => logging.AddConfiguration(builder.Configuration.GetSection("Logging")).AddConsole());
+        var sandbox = new ContentSandbox(config.Sandbox, config.Applications, sandboxLogs.CreateLogger<ContentSandbox>());
+        var sandboxProblems = sandbox.Initialize(NodeName(config), config.Orleans.SiloPort, [config.Orleans.SiloPort],
+            [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root], paths.Root);
+        if (sandboxProblems.Count > 0)
         {
-            var sandbox = new ContentSandbox(config.Sandbox, config.Applications, startupLogs.CreateLogger<ContentSandbox>());
-            var sandboxProblems = sandbox.Initialize(NodeName(config), config.Orleans.SiloPort, [config.Orleans.SiloPort],
-                [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root], paths.Root);
-            if (sandboxProblems.Count > 0)
-            {
-                throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
-            }
-            builder.Services.AddSingleton(sandbox);
+            sandboxLogs.Dispose();
+            throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
         }
+        builder.Services.AddSingleton(sandbox);
         var store = new SqliteCatalogStore(paths.DatabaseFile);
         await store.MigrateAsync();
 
@@ -83,6 +84,7 @@ public static class ConnectServer
         builder.Services.AddHostedService<NodeStartup>();
 
         var app = builder.Build();
+        app.Lifetime.ApplicationStopped.Register(sandboxLogs.Dispose);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
             var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();

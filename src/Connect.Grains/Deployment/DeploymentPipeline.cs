@@ -218,10 +218,7 @@ public sealed partial class DeploymentPipeline(
         try
         {
             var env = new PythonEnvironment(plan.EnvironmentDirectory!, plan.PythonPath!, "");
-            var limits = new Connect.Runtime.Sandbox.ResourceLimits(
-                applications.DefaultMemoryLimitMB > 0 ? applications.DefaultMemoryLimitMB * 1024 * 1024 : null,
-                applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : null,
-                applications.ProcessLimit);
+            var limits = Connect.Runtime.Sandbox.ResourceLimiter.ResourceLimitsFor(null, null, applications);
             await NotebookRenderer.RenderAsync(env, notebook, Path.Combine(staging, "index.html"), manifest.HideAllInput, log,
                 TimeSpan.FromSeconds(options.Value.DeployTimeoutSeconds), ct, sandbox, limits, plan.PythonPrefix);
             // The notebook's code could write this directory: links (the front end would follow them as root), sockets

@@ -81,7 +81,7 @@ public sealed partial class ContentProcessHost(
             Writable = [work],
             Mounts = [new SandboxMount(socketDirectory, SandboxSocketDirectory, Writable: true)],
             Home = work,
-            Limits = await LimitsAsync(request.ContentGuid, ct),
+            Limits = ResourceLimiter.ResourceLimitsFor(null, null, applications),
         };
         SandboxedLaunch launch;
         try
@@ -121,15 +121,6 @@ public sealed partial class ContentProcessHost(
 
     private const string SocketName = "app.sock";
     private const string SandboxSocketDirectory = "/run/connect";
-
-    /// <summary>The item's memory and CPU limits (its own or the server's defaults) and the server's process cap.</summary>
-    private async Task<ResourceLimits> LimitsAsync(Guid content, CancellationToken ct)
-    {
-        _ = await store.GetContentAsync(content, ct);
-        var memory = applications.DefaultMemoryLimitMB > 0 ? applications.DefaultMemoryLimitMB * 1024 * 1024 : (long?)null;
-        var cpus = applications.DefaultCpuLimit > 0 ? applications.DefaultCpuLimit : (double?)null;
-        return new ResourceLimits(memory, cpus, applications.ProcessLimit);
-    }
 
     /// <summary>
     /// Once the app listens, its socket directory becomes root's again (0755): the app keeps its socket but can no

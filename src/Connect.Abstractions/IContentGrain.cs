@@ -37,6 +37,11 @@ public interface IContentGrain : IGrainWithGuidKey
     [Alias("AcquireProcess")]
     Task<ProcessRoute> AcquireProcessAsync(IReadOnlyList<Guid> saturated);
 
+    /// <summary>The item's processes and policy, starting nothing (the front end's lookup of a pinned session's process).</summary>
+    /// <exception cref="ContentNotFoundException"/>
+    [Alias("GetRoute")]
+    Task<ProcessRoute> GetRouteAsync();
+
     /// <summary>The processes currently running or starting.</summary>
     [Alias("GetProcesses")]
     Task<IReadOnlyList<ProcessEndpoint>> GetProcessesAsync();
@@ -61,6 +66,13 @@ public interface IContentGrain : IGrainWithGuidKey
     [Alias("EnsureMinimum")]
     Task EnsureMinimumAsync();
 
+    /// <summary>
+    /// A silo left the cluster (it died, or it drained and stopped): its processes are gone. The grain forgets them
+    /// without counting a failure and restores min_processes on the survivors.
+    /// </summary>
+    [Alias("NodeLost")]
+    Task NodeLostAsync(string silo);
+
     /// <summary>Whether the item is crash-looping (repeated failures within the window); null when it is not.</summary>
     [Alias("GetCrashLoop")]
     Task<CrashLoopState?> GetCrashLoopAsync();
@@ -74,13 +86,19 @@ public sealed record CrashLoopState(
     [property: Id(2)] string LastError,
     [property: Id(3)] DateTimeOffset HoldUntil);
 
+/// <summary>A running process of an item and where it runs: the front end forwards to it locally or over the internal hop.</summary>
 [GenerateSerializer, Immutable, Alias("Connect.ProcessEndpoint")]
 public sealed record ProcessEndpoint(
     [property: Id(0)] Guid ProcessId,
     [property: Id(1)] string JobKey,
+    /// <summary>The silo the process runs on (its parsable address), compared with the membership to tell whether it is alive.</summary>
     [property: Id(2)] string Silo,
     [property: Id(3)] int Port,
-    [property: Id(4)] long BundleId);
+    [property: Id(4)] long BundleId,
+    /// <summary>The node's name (jobs, logs).</summary>
+    [property: Id(5)] string Node,
+    /// <summary>Where other nodes reach that node's front end for the internal hop.</summary>
+    [property: Id(6)] string InternalUrl);
 
 /// <summary>What the front end needs to forward a connection or explain why it cannot.</summary>
 [GenerateSerializer, Immutable, Alias("Connect.ProcessRoute")]

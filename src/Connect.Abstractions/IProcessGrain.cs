@@ -31,4 +31,12 @@ public sealed record ProcessStartResult
     [Id(3)] public int Pid { get; init; }
     [Id(4)] public string? Error { get; init; }
     [Id(5)] public IReadOnlyList<string> LogTail { get; init; } = [];
+    /// <summary>The node's name and internal URL (see <see cref="ProcessEndpoint"/>).</summary>
+    [Id(6)] public string Node { get; init; } = "";
+    [Id(7)] public string InternalUrl { get; init; } = "";
+    /// <summary>
+    /// Not the content's fault: the chosen node could not take the process (at its process limit, draining, gone).
+    /// The ContentGrain places it again elsewhere instead of counting a failure.
+    /// </summary>
+    [Id(8)] public bool NodeUnavailable { get; init; }
 }

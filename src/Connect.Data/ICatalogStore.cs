@@ -81,7 +81,14 @@ public interface ICatalogStore
     Task<IReadOnlyList<JobInfo>> ListActiveJobsAsync(string hostname, CancellationToken ct = default);
     /// <summary>Marks every job of this host that is still active as finished: their processes died with the node.</summary>
     Task<int> FinishOrphanedJobsAsync(string hostname, DateTimeOffset now, CancellationToken ct = default);
+
+    // TEMPORARY until the node registry lands from the pgstore branch.
+    Task UpsertNodeAsync(NodeInfo node, CancellationToken ct = default) => Task.CompletedTask;
+    Task<IReadOnlyList<NodeInfo>> ListNodesAsync(CancellationToken ct = default) => Task.FromResult<IReadOnlyList<NodeInfo>>([]);
+    Task<bool> DeleteNodeAsync(string name, CancellationToken ct = default) => Task.FromResult(false);
 }
+
+public sealed record NodeInfo(string Name, string SiloAddress, string InternalUrl, int Processes, long MemoryBytes, double CpuLoad, bool Draining, DateTimeOffset StartedTime, DateTimeOffset Heartbeat);
 
 public sealed record NewUser(string Username, string Role, DateTimeOffset Now)
 {

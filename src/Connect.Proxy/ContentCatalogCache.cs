@@ -8,8 +8,8 @@ namespace Connect.Proxy;
 
 /// <summary>
 /// Per-node caches for the front end, so a proxied request costs no catalog read and no grain call in the
-/// steady state: content items (short lifetime, dropped at once on a local change) and each item's known
-/// processes with its scaling policy.
+/// steady state: content items (short lifetime, dropped at once on a change made on any node of the cluster) and each
+/// item's known processes with its scaling policy.
 /// </summary>
 public sealed class ContentCatalogCache
 {
@@ -56,8 +56,15 @@ public sealed class ContentCatalogCache
         }
     }
 
+    /// <summary>Drops what is cached of one item; <see cref="Guid.Empty"/> drops everything (after missed cluster notices).</summary>
     public void Forget(Guid guid)
     {
+        if (guid == Guid.Empty)
+        {
+            _items.Clear();
+            _routes.Clear();
+            return;
+        }
         _items.TryRemove(guid, out _);
         _routes.TryRemove(guid, out _);
     }

@@ -3,6 +3,7 @@ using Connect.Abstractions;
 using Connect.Core.Content;
 using Connect.Core.Hosting;
 using Connect.Core.Model;
+using Connect.Data.Cluster;
 using Connect.Data.Security;
 using Connect.Runtime.Supervision;
 using Microsoft.AspNetCore.Builder;
@@ -11,6 +12,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Orleans.Runtime;
 using Yarp.ReverseProxy.Forwarder;
 
 namespace Connect.Proxy;
@@ -29,6 +31,10 @@ public sealed partial class ContentFrontEnd(
     IGrainFactory grains,
     DataPaths paths,
     ServerUrl serverUrl,
+    LocalNode node,
+    ClusterNodes nodes,
+    ClusterSecret secret,
+    RemoteLoads remoteLoads,
     TimeProvider time,
     ILogger<ContentFrontEnd> logger)
 {
@@ -37,6 +43,11 @@ public sealed partial class ContentFrontEnd(
     public static void Map(IEndpointRouteBuilder app)
     {
         app.Map("/content/{guid}/{**path}", Handle);
+        app.Map(InternalRoutes.ProcessPrefix + "{process}/{**path}", async (HttpContext context, ContentFrontEnd frontEnd, string process) =>
+        {
+            await frontEnd.ServeHopAsync(context, process);
+            return EmptyResult.Instance;
+        });
     }
 
     private static Task<IResult> Handle(HttpContext context, ContentFrontEnd frontEnd, string guid, string? path)
@@ -147,11 +158,19 @@ public sealed partial class ContentFrontEnd(
         // encoded '?', '#' or '%' reaches the app as the viewer sent it.
         context.Request.Path.StartsWithSegments($"/content/{context.Request.RouteValues["guid"]}", out var rest);
         var remainder = rest.HasValue ? rest.ToUriComponent() : "/";
-        for (var attempt = 0; attempt < 2; attempt++)
+        var pinnable = AppModes.IsSessionPinned(item.AppMode);
+        var pinned = pinnable ? SessionPins.Read(context, secret, item.Guid) : null;
+        var saturated = new List<Guid>();
+        var retried = false;
+        for (var attempt = 0; attempt < 6; attempt++)
         {
-            var (choice, failure) = await ChooseProcessAsync(item);
+            var (choice, failure) = pinned is { } pinnedProcess ? await ChoosePinnedAsync(item, pinnedProcess) : await ChooseProcessAsync(item, saturated);
             if (choice is not { } chosen)
             {
+                if (pinned is not null)
+                {
+                    SessionPins.Clear(context, item.Guid);
+                }
                 // The log can hold paths and data of the app: only the item's owner and editors see it.
                 var page = failure is { } f
                     ? ErrorPages.Render(f.Status, f.Title, f.Message, ContentAccess.CanEdit(item, caller) ? f.LogTail : null)
@@ -159,13 +178,34 @@ public sealed partial class ContentFrontEnd(
                 await page.ExecuteAsync(context);
                 return;
             }
-            var (process, policy, connection) = chosen;
+            var (endpoint, local, policy, connection) = chosen;
             using (connection)
             {
-                var config = new ForwarderRequestConfig { ActivityTimeout = Timeout(policy.ConnectionTimeout) };
-                var goneBeforeSend = process.Handle.HasExited;
-                var error = await forwarder.SendAsync(context, process.Destination, invoker.Invoker, config,
-                    new ContentTransformer(remainder, publicBase));
+                var pin = pinnable && pinned is null ? SessionPins.Issue(secret, item.Guid, endpoint.ProcessId) : null;
+                var timeout = Timeout(policy.ConnectionTimeout);
+                if (local is null)
+                {
+                    var outcome = await HopAsync(context, item, endpoint, remainder, publicBase, pin, timeout, pinned is not null ? int.MaxValue : policy.MaxConnsPerProcess);
+                    switch (outcome)
+                    {
+                        case HopOutcome.Done:
+                            return;
+                        case HopOutcome.Saturated:
+                            saturated.Add(endpoint.ProcessId);
+                            continue;
+                        case HopOutcome.Gone when pinned is null && !retried:
+                            retried = true;
+                            cache.ForgetProcess(item.Guid, endpoint.ProcessId);
+                            saturated.Add(endpoint.ProcessId);
+                            continue;
+                        default:
+                            await SessionEndedOrFailedAsync(context, item, pinned is not null);
+                            return;
+                    }
+                }
+                var goneBeforeSend = local.Handle.HasExited;
+                var transformer = new ContentTransformer(remainder, publicBase, pin);
+                var error = await forwarder.SendAsync(context, local.Destination, invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = timeout }, transformer);
                 if (error == ForwarderError.None)
                 {
                     return;
@@ -174,32 +214,150 @@ public sealed partial class ContentFrontEnd(
                 LogForwardError(logger, item.Guid, error, failed?.Message);
                 // Only a process that was already gone is retried: one that died under this request may have acted on
                 // it, and sending it again would run it twice (and a request that kills its process would kill two).
-                if (error == ForwarderError.Request && IsGone(failed) && !context.Response.HasStarted && attempt == 0
-                    && (goneBeforeSend || !await StoppedAsync(process)))
+                if (error == ForwarderError.Request && IsGone(failed) && !context.Response.HasStarted && !retried && pinned is null
+                    && (goneBeforeSend || !await StoppedAsync(local)))
                 {
                     // The process went away under us: forget it and try another (or a fresh one) once.
-                    cache.ForgetProcess(item.Guid, process.Id);
+                    retried = true;
+                    cache.ForgetProcess(item.Guid, local.Id);
                     context.Response.Clear();
                     continue;
                 }
                 if (!context.Response.HasStarted)
                 {
                     context.Response.Clear();
-                    // A process that died under this request (a crash, its memory limit) is not one that failed to start.
-                    if (await StoppedAsync(process))
-                    {
-                        cache.ForgetProcess(item.Guid, process.Id);
-                        var reason = process.ExitReason is { } why && ContentAccess.CanEdit(item, caller) ? " (" + why + ")" : "";
-                        await ErrorPages.Render(502, "The application stopped", "The application stopped while handling this request" + reason + ". Reload to start it again.").ExecuteAsync(context);
-                    }
-                    else
-                    {
-                        await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
-                    }
+                    await AnswerFailedAsync(context, item, caller, local);
                 }
                 return;
             }
         }
+        await ErrorPages.Render(503, "Too busy", "All processes of this content are at capacity; try again shortly.").ExecuteAsync(context);
+    }
+
+    /// <summary>The answer when the forward to a local process failed before a response started.</summary>
+    private async Task AnswerFailedAsync(HttpContext context, ContentItem item, UserInfo? caller, SupervisedProcess local)
+    {
+        // A process that died under this request (a crash, its memory limit) is not one that failed to start.
+        if (await StoppedAsync(local))
+        {
+            cache.ForgetProcess(item.Guid, local.Id);
+            var reason = local.ExitReason is { } why && ContentAccess.CanEdit(item, caller) ? " (" + why + ")" : "";
+            await ErrorPages.Render(502, "The application stopped", "The application stopped while handling this request" + reason + ". Reload to start it again.").ExecuteAsync(context);
+        }
+        else
+        {
+            await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
+        }
+    }
+
+    private static Task SessionEndedOrFailedAsync(HttpContext context, ContentItem item, bool pinned)
+    {
+        if (pinned)
+        {
+            SessionPins.Clear(context, item.Guid);
+            return SessionEnded().ExecuteAsync(context);
+        }
+        return ErrorPages.Render(502, "Application error", "The node running this application could not be reached; reload to try again.").ExecuteAsync(context);
+    }
+
+    private static IResult SessionEnded() => ErrorPages.Render(503, "Session ended",
+        "The process that held your session has stopped (its server left, or it was restarted), and its state is gone. Reload the page to start a new session.");
+
+    /// <summary>
+    /// Forwards to a process on another node through that node's front end (the internal hop). That node counts the
+    /// connection against the process's limit and answers "saturated" or "gone" in a header when it cannot take it;
+    /// those answers are not passed on, so that this node can try another process.
+    /// </summary>
+    private async Task<HopOutcome> HopAsync(HttpContext context, ContentItem item, ProcessEndpoint endpoint, string remainder, string publicBase,
+        string? pin, TimeSpan timeout, int limit)
+    {
+        if (string.IsNullOrEmpty(endpoint.InternalUrl) || nodes.IsDead(endpoint.Silo))
+        {
+            return HopOutcome.Gone;
+        }
+        var transformer = new ContentTransformer(remainder, publicBase, pin)
+        {
+            Hop = new InternalHop(secret.HopToken, limit, timeout),
+        };
+        var destination = $"{endpoint.InternalUrl}{InternalRoutes.ProcessPrefix}{endpoint.ProcessId:N}";
+        var error = await forwarder.SendAsync(context, destination, invoker.Invoker, new ForwarderRequestConfig { ActivityTimeout = timeout }, transformer);
+        if (transformer.HopRefusal is { } refusal)
+        {
+            context.Response.Clear();
+            return refusal == InternalRoutes.Saturated ? HopOutcome.Saturated : HopOutcome.Gone;
+        }
+        if (error == ForwarderError.None)
+        {
+            return HopOutcome.Done;
+        }
+        var failed = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+        LogForwardError(logger, item.Guid, error, failed?.Message);
+        if (context.Response.HasStarted)
+        {
+            return HopOutcome.Done;
+        }
+        context.Response.Clear();
+        // The node did not take the connection at all: it is gone (or going); nothing was sent to the process.
+        return error == ForwarderError.Request && IsGone(failed) ? HopOutcome.Gone : HopOutcome.Failed;
+    }
+
+    private enum HopOutcome { Done, Saturated, Gone, Failed }
+
+    /// <summary>
+    /// Serves the internal hop on the node that runs the process: authenticated by the cluster secret (anything else is
+    /// a plain 404), counted here against the limit the sending node passes, forwarded as the sending node shaped it.
+    /// </summary>
+    public async Task ServeHopAsync(HttpContext context, string processText)
+    {
+        if (!secret.IsHopToken(context.Request.Headers[InternalRoutes.TokenHeader]) || !Guid.TryParseExact(processText, "N", out var processId))
+        {
+            context.Response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+        if (!supervisor.TryGet(processId, out var process) || process.Handle.HasExited)
+        {
+            Refuse(context, InternalRoutes.Gone);
+            return;
+        }
+        _ = int.TryParse(context.Request.Headers[InternalRoutes.LimitHeader], out var limit);
+        _ = double.TryParse(context.Request.Headers[InternalRoutes.TimeoutHeader], System.Globalization.CultureInfo.InvariantCulture, out var seconds);
+        if (!process.TryEnter(Math.Max(1, limit), time, out var scope))
+        {
+            Refuse(context, InternalRoutes.Saturated);
+            return;
+        }
+        using (scope)
+        {
+            context.Request.Path.StartsWithSegments($"{InternalRoutes.ProcessPrefix}{processText}", out var rest);
+            var remainder = rest.HasValue ? rest.ToUriComponent() : "/";
+            var config = new ForwarderRequestConfig { ActivityTimeout = seconds > 0 ? TimeSpan.FromSeconds(seconds) : TimeSpan.FromDays(1) };
+            var error = await forwarder.SendAsync(context, process.Destination, invoker.Invoker, config, new HopTransformer(remainder));
+            if (error == ForwarderError.None || context.Response.HasStarted)
+            {
+                return;
+            }
+            var failed = context.Features.Get<IForwarderErrorFeature>()?.Exception;
+            context.Response.Clear();
+            if (error == ForwarderError.Request && IsGone(failed) && process.Handle.HasExited)
+            {
+                Refuse(context, InternalRoutes.Gone);
+                return;
+            }
+            if (await StoppedAsync(process))
+            {
+                await ErrorPages.Render(502, "The application stopped", "The application stopped while handling this request. Reload to start it again.").ExecuteAsync(context);
+            }
+            else
+            {
+                await ErrorPages.Render(502, "Application error", "The application did not answer this request.").ExecuteAsync(context);
+            }
+        }
+    }
+
+    private static void Refuse(HttpContext context, string why)
+    {
+        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+        context.Response.Headers[InternalRoutes.RefusalHeader] = why;
     }
 
     /// <summary>Whether the process has exited (or does within a moment: the forwarder can see the reset first).</summary>
@@ -224,9 +382,9 @@ public sealed partial class ContentFrontEnd(
         }
     }
 
-    /// <summary>The connect itself failed: the process (or its socket) is no longer there.</summary>
+    /// <summary>The connect itself failed: the process (or its socket, or its node) is no longer there.</summary>
     private static bool IsGone(Exception? failure) =>
-        failure?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable }
+        failure?.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionRefused or SocketError.AddressNotAvailable or SocketError.HostUnreachable or SocketError.NetworkUnreachable }
         || failure?.InnerException is SocketException { NativeErrorCode: 2 /* ENOENT: the socket file is gone */ };
 
     private static TimeSpan Timeout(TimeSpan configured) => configured <= TimeSpan.Zero ? TimeSpan.FromDays(1) : configured;
@@ -235,14 +393,53 @@ public sealed partial class ContentFrontEnd(
         serverUrl.Configured ?? $"{context.Request.Scheme}://{context.Request.Host}{context.Request.PathBase}";
 
     /// <summary>
+    /// A session pinned to a process goes to that process, wherever it runs, whatever its load; if it is gone, the
+    /// session is over (never handed to another process, which does not have its state).
+    /// </summary>
+    private async Task<(Chosen? Choice, Failure? Failure)> ChoosePinnedAsync(ContentItem item, Guid processId)
+    {
+        var route = cache.GetRoute(item.Guid);
+        var endpoint = route?.Processes.FirstOrDefault(p => p.ProcessId == processId);
+        if (endpoint is null || route is null)
+        {
+            ProcessRoute fresh;
+            try
+            {
+                fresh = await grains.GetGrain<IContentGrain>(item.Guid).GetRouteAsync();
+            }
+            catch (ContentNotFoundException)
+            {
+                return (null, new Failure(404, "Not found", "There is no content at this address.", []));
+            }
+            cache.SetRoute(item.Guid, fresh);
+            route = cache.GetRoute(item.Guid);
+            endpoint = fresh.All.FirstOrDefault(p => p.ProcessId == processId);
+        }
+        if (endpoint is null || route is null || nodes.IsDead(endpoint.Silo))
+        {
+            return (null, new Failure(503, "Session ended", "The process that held your session has stopped (its server left, or it was restarted), and its state is gone. Reload the page to start a new session.", []));
+        }
+        if (endpoint.Silo != node.Silo)
+        {
+            return (new Chosen(endpoint, null, route.Policy, remoteLoads.Enter(endpoint.ProcessId)), null);
+        }
+        if (supervisor.TryGet(endpoint.ProcessId, out var process) && process.TryEnter(int.MaxValue, time, out var scope))
+        {
+            return (new Chosen(endpoint, process, route.Policy, scope), null);
+        }
+        cache.ForgetProcess(item.Guid, endpoint.ProcessId);
+        return (null, new Failure(503, "Session ended", "The process that held your session has stopped, and its state is gone. Reload the page to start a new session.", []));
+    }
+
+    /// <summary>
     /// The scheduler's routing step. Prefer the least-loaded known process under the load factor; otherwise ask
     /// the ContentGrain, which hands out a process the caller has not seen saturated or starts one while under
     /// max_processes; otherwise take the least-loaded process under max_conns_per_process; otherwise nothing
-    /// (503). A connection is only counted against a process with room, atomically.
+    /// (503). A local connection is only counted against a process with room, atomically; a process on another node
+    /// is counted there, and this node only keeps an estimate to spread its own requests.
     /// </summary>
-    private async Task<(Chosen? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item)
+    private async Task<(Chosen? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item, List<Guid> saturated)
     {
-        var saturated = new List<Guid>();
         var route = cache.GetRoute(item.Guid);
         if (route is not null && TryTake(item.Guid, route.Processes, route.Policy, underLoadFactor: true, saturated) is { } cached)
         {
@@ -254,7 +451,7 @@ public sealed partial class ContentFrontEnd(
             ProcessRoute fresh;
             try
             {
-                fresh = await grains.GetGrain<IContentGrain>(item.Guid).AcquireProcessAsync(saturated);
+                fresh = await AcquireAsync(item.Guid, saturated);
             }
             catch (ContentNotFoundException)
             {
@@ -279,41 +476,93 @@ public sealed partial class ContentFrontEnd(
                 }
                 continue;
             }
-            return (TryTake(item.Guid, fresh.All, policy, underLoadFactor: false, []), null);
+            return (TryTake(item.Guid, fresh.All.Where(p => !saturated.Contains(p.ProcessId)).ToArray(), policy, underLoadFactor: false, []), null);
         }
         return (null, null);
+    }
+
+    /// <summary>
+    /// Asks the ContentGrain for a process. A grain whose silo just died answers after the membership notices (a
+    /// second or two with Connect's probe settings): the call is retried meanwhile, so viewers see a delay, not an error.
+    /// </summary>
+    private async Task<ProcessRoute> AcquireAsync(Guid content, List<Guid> saturated)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await grains.GetGrain<IContentGrain>(content).AcquireProcessAsync(saturated);
+            }
+            catch (Exception e) when (attempt < 8 && e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
+            {
+                LogGrainRetry(logger, content, e.Message);
+                await Task.Delay(TimeSpan.FromMilliseconds(250 * (attempt + 1)), time);
+            }
+        }
     }
 
     private Chosen? TryTake(Guid content, IReadOnlyList<ProcessEndpoint> processes, ScalingPolicy policy, bool underLoadFactor, List<Guid> saturated)
     {
         var limit = underLoadFactor ? Math.Max(1, (int)Math.Ceiling(policy.LoadFactor * policy.MaxConnsPerProcess)) : policy.MaxConnsPerProcess;
-        var candidates = new List<SupervisedProcess>();
+        limit = Math.Min(limit, policy.MaxConnsPerProcess);
+        var candidates = new List<(ProcessEndpoint Endpoint, SupervisedProcess? Local, int Load)>();
         foreach (var endpoint in processes)
         {
-            if (!supervisor.TryGet(endpoint.ProcessId, out var process))
+            if (saturated.Contains(endpoint.ProcessId))
             {
-                // Gone (idle stop, exit) or on another node; cross-node forwarding arrives with cluster mode.
+                continue;
+            }
+            if (nodes.IsDead(endpoint.Silo))
+            {
                 cache.ForgetProcess(content, endpoint.ProcessId);
                 saturated.Add(endpoint.ProcessId);
                 continue;
             }
-            candidates.Add(process);
-        }
-        foreach (var process in candidates.OrderBy(p => p.Connections))
-        {
-            if (process.TryEnter(Math.Min(limit, policy.MaxConnsPerProcess), time, out var scope))
+            // New sessions go to nodes that are not draining while there is a choice.
+            if (underLoadFactor && (endpoint.Silo == node.Silo ? node.Draining : nodes.IsDraining(endpoint.Silo)))
             {
-                return new Chosen(process, policy, scope);
+                saturated.Add(endpoint.ProcessId);
+                continue;
             }
-            saturated.Add(process.Id);
+            if (endpoint.Silo != node.Silo)
+            {
+                candidates.Add((endpoint, null, remoteLoads.Get(endpoint.ProcessId)));
+                continue;
+            }
+            if (!supervisor.TryGet(endpoint.ProcessId, out var process))
+            {
+                // Gone (idle stop, exit).
+                cache.ForgetProcess(content, endpoint.ProcessId);
+                saturated.Add(endpoint.ProcessId);
+                continue;
+            }
+            candidates.Add((endpoint, process, process.Connections));
+        }
+        foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Load))
+        {
+            if (local is null)
+            {
+                if (load < limit)
+                {
+                    return new Chosen(endpoint, null, policy, remoteLoads.Enter(endpoint.ProcessId));
+                }
+            }
+            else if (local.TryEnter(limit, time, out var scope))
+            {
+                return new Chosen(endpoint, local, policy, scope);
+            }
+            saturated.Add(endpoint.ProcessId);
         }
         return null;
     }
 
-    private readonly record struct Chosen(SupervisedProcess Process, ScalingPolicy Policy, SupervisedProcess.ConnectionScope Connection);
+    private readonly record struct Chosen(ProcessEndpoint Endpoint, SupervisedProcess? Local, ScalingPolicy Policy, IDisposable Connection);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Forwarding to content {Content} failed: {Error} {Detail}")]
     private static partial void LogForwardError(ILogger logger, Guid content, ForwarderError error, string? detail);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: its grain is not reachable yet ({Error}); retrying")]
+    private static partial void LogGrainRetry(ILogger logger, Guid content, string error);
 
     private sealed record Failure(int Status, string Title, string Message, IReadOnlyList<string> LogTail);
 
@@ -350,6 +599,7 @@ public static class ProxyServiceCollectionExtensions
         services.AddHttpForwarder();
         services.AddSingleton<ForwarderInvoker>();
         services.AddSingleton<ContentCatalogCache>();
+        services.AddSingleton<RemoteLoads>();
         services.AddSingleton<ContentFrontEnd>();
         return services;
     }

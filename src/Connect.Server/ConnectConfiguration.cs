@@ -1,4 +1,5 @@
 using Connect.Core.Hosting;
+using Connect.Data;
 using Connect.Core.Model;
 using Connect.Runtime.Python;
 using Connect.Runtime.Sandbox;
@@ -14,7 +15,9 @@ public sealed record ConnectConfiguration(
     BootstrapOptions Bootstrap,
     OrleansOptions Orleans,
     SandboxOptions Sandbox,
-    ApplicationsOptions Applications)
+    ApplicationsOptions Applications,
+    StorageOptions Storage,
+    ClusterOptions Cluster)
 {
     public static ConnectConfiguration Bind(IConfiguration configuration)
     {
@@ -26,11 +29,20 @@ public sealed record ConnectConfiguration(
         }
         return new(Section<ConnectOptions>("Connect"), Section<SchedulerDefaults>("Scheduler"), Section<PythonOptions>("Python"),
             Section<BootstrapOptions>("Bootstrap"), Section<OrleansOptions>("Orleans"), Section<SandboxOptions>("Sandbox"),
-            Section<ApplicationsOptions>("Applications"));
+            Section<ApplicationsOptions>("Applications"), Section<StorageOptions>("Storage"), Section<ClusterOptions>("Cluster"));
     }
 
     public IReadOnlyList<string> Validate() =>
-        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. Sandbox.Validate(), .. Applications.Validate(), .. CrossChecks()];
+        [.. Connect.Validate(), .. Scheduler.Validate(), .. Python.Validate(), .. Bootstrap.Validate(), .. Orleans.Validate(), .. Sandbox.Validate(), .. Applications.Validate(), .. Storage.Validate(), .. Cluster.Validate(), .. CrossChecks()];
+
+    /// <summary>Several nodes share the catalog and the data directory.</summary>
+    public bool IsCluster => Storage.IsPostgres;
+
+    /// <summary>This node's name: configured, or host name and silo port (unique per host, stable across restarts).</summary>
+    public string NodeName => Cluster.NodeName ?? $"{Environment.MachineName}-{Orleans.SiloPort.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+
+    /// <summary>Node-local scratch: configured; the data directory on a single node; a temporary directory per node in a cluster.</summary>
+    public string ScratchDirectory => Cluster.ScratchDir ?? (IsCluster ? Path.Combine(Path.GetTempPath(), "connect-" + NodeName) : Connect.DataDir);
 
     private IEnumerable<string> CrossChecks()
     {
@@ -56,6 +68,12 @@ public sealed class OrleansOptions
     /// <summary>Identifies one cluster of silos. Default "connect".</summary>
     public string ClusterId { get; set; } = "connect";
 
+    /// <summary>
+    /// The address other silos reach this one at. Default: 127.0.0.1 on a single node; in cluster mode the host's
+    /// first non-loopback IPv4 address (set it to the pod IP in Kubernetes).
+    /// </summary>
+    public string? AdvertisedAddress { get; set; }
+
     /// <summary>Longest a grain call may take; covers a process start up to its init_timeout. Default 300 s.</summary>
     public int ResponseTimeoutSeconds { get; set; } = 300;
 
@@ -69,6 +87,8 @@ public sealed class OrleansOptions
         if (string.IsNullOrWhiteSpace(ServiceId)) yield return "Orleans:ServiceId must be set.";
         if (string.IsNullOrWhiteSpace(ClusterId)) yield return "Orleans:ClusterId must be set.";
         if (ResponseTimeoutSeconds < 10) yield return "Orleans:ResponseTimeoutSeconds must be at least 10.";
+        if (AdvertisedAddress is not null && !System.Net.IPAddress.TryParse(AdvertisedAddress, out _))
+            yield return $"Orleans:AdvertisedAddress '{AdvertisedAddress}' is not an IP address.";
     }
 }
 

@@ -4,7 +4,10 @@ using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Data;
 using Connect.Data.Security;
-using Connect.Data.Sqlite;
+using Connect.Data.Cluster;
+using Connect.Data.Postgres;
+using Connect.Grains.Cluster;
+using Connect.Server.Cluster;
 using Connect.Grains.Deployment;
 using Connect.Grains.Processes;
 using Connect.Proxy;
@@ -50,7 +53,7 @@ public static class ConnectServer
             builder.WebHost.UseUrls(DefaultUrl);
         }
 
-        var paths = new DataPaths(config.Connect.DataDir);
+        var paths = new DataPaths(config.Connect.DataDir, config.ScratchDirectory);
         paths.EnsureCreated();
         // The sandbox is set up before anything can run content: in Required mode a host that cannot isolate
         // content stops the server here, with every reason at once.
@@ -58,22 +61,46 @@ public static class ConnectServer
         // before the host exists, with the host's logging configuration; it is disposed when the host stops.
         var sandboxLogs = LoggerFactory.Create(logging => logging.AddConfiguration(builder.Configuration.GetSection("Logging")).AddConsole());
         var sandbox = new ContentSandbox(config.Sandbox, config.Applications, sandboxLogs.CreateLogger<ContentSandbox>());
-        var sandboxProblems = sandbox.Initialize(NodeName(config), config.Orleans.SiloPort, [config.Orleans.SiloPort],
-            [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root], paths.Root);
+        var sandboxProblems = sandbox.Initialize(config.NodeName, config.Orleans.SiloPort, [config.Orleans.SiloPort],
+            [AppContext.BaseDirectory, builder.Environment.ContentRootPath, paths.Root, paths.Scratch], paths.Root);
         if (sandboxProblems.Count > 0)
         {
             sandboxLogs.Dispose();
             throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
         }
         builder.Services.AddSingleton(sandbox);
-        var store = new SqliteCatalogStore(paths.DatabaseFile);
-        await store.MigrateAsync();
+        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
+        try
+        {
+            await store.MigrateAsync();
+        }
+        catch (CatalogUnavailableException e)
+        {
+            sandboxLogs.Dispose();
+            throw new ConfigurationProblemsException([e.Message]);
+        }
 
         AddServices(builder.Services, config, paths, store);
         builder.UseOrleans(silo =>
         {
-            // Single node: the silo is its own cluster on loopback; no gateway, since clients are in-process.
-            silo.UseLocalhostClustering(siloPort: config.Orleans.SiloPort, gatewayPort: 0, serviceId: config.Orleans.ServiceId, clusterId: config.Orleans.ClusterId);
+            if (config.IsCluster)
+            {
+                ConfigureCluster(silo, config);
+            }
+            else
+            {
+                // Single node: the silo is its own cluster on loopback; no gateway, since clients are in-process.
+                silo.UseLocalhostClustering(siloPort: config.Orleans.SiloPort, gatewayPort: 0, serviceId: config.Orleans.ServiceId, clusterId: config.Orleans.ClusterId);
+            }
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                // Measured here: a killed silo is declared dead in 0.6-1.5 s instead of 7-12 s, a hung one in 2-3 s.
+                o.ProbeTimeout = TimeSpan.FromSeconds(config.Cluster.ProbeTimeoutSeconds);
+                o.NumMissedProbesLimit = config.Cluster.MissedProbesLimit;
+                o.EnableIndirectProbes = true;
+            });
+            silo.Services.AddPlacementDirector<LeastLoadedPlacement, LeastLoadedPlacementDirector>();
+            silo.Services.AddPlacementDirector<NodePlacement, NodePlacementDirector>();
             silo.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(config.Orleans.ResponseTimeoutSeconds));
             silo.Configure<GrainCollectionOptions>(o =>
             {
@@ -82,8 +109,14 @@ public static class ConnectServer
             });
         });
         builder.Services.AddHostedService<NodeStartup>();
+        builder.Services.AddSingleton<NodeHeartbeat>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeHeartbeat>());
+        builder.Services.AddHostedService<NodeDrain>();
+        // Draining takes up to Cluster:DrainSeconds before processes stop and the silo leaves.
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(config.Cluster.DrainSeconds + 60));
 
         var app = builder.Build();
+        app.Services.GetRequiredService<LocalNode>().SetSilo(app.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString());
         app.Lifetime.ApplicationStopped.Register(sandboxLogs.Dispose);
         app.Lifetime.ApplicationStarted.Register(() =>
         {
@@ -109,14 +142,34 @@ public static class ConnectServer
         // Explicit, so that routing sees the normalised path.
         app.UseRouting();
         app.MapGet("/__ping__", () => TypedResults.Json(new { }));
+        NodeHealth.Map(app);
         app.MapConnectApi();
         ContentFrontEnd.Map(app);
         LandingPages.Map(app);
         return app;
     }
 
-    /// <summary>This node's name in jobs and logs (cluster mode will make it configurable).</summary>
-    private static string NodeName(ConnectConfiguration config) => $"{Environment.MachineName}-{config.Orleans.SiloPort}";
+    /// <summary>Cluster mode: membership, reminders and grain state in PostgreSQL; the silo advertises a routable address.</summary>
+    private static void ConfigureCluster(ISiloBuilder silo, ConnectConfiguration config)
+    {
+        silo.UseConnectPostgres(config.Storage.ConnectionString!);
+        silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
+        {
+            o.ClusterId = config.Orleans.ClusterId;
+            o.ServiceId = config.Orleans.ServiceId;
+        });
+        var advertised = config.Orleans.AdvertisedAddress is { } configured ? System.Net.IPAddress.Parse(configured) : AdvertisedAddress();
+        silo.ConfigureEndpoints(advertised, config.Orleans.SiloPort, gatewayPort: 0, listenOnAnyHostAddress: true);
+    }
+
+    /// <summary>The host's first non-loopback IPv4 address (loopback when it has none).</summary>
+    private static System.Net.IPAddress AdvertisedAddress() =>
+        System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces()
+            .Where(n => n.OperationalStatus == System.Net.NetworkInformation.OperationalStatus.Up)
+            .SelectMany(n => n.GetIPProperties().UnicastAddresses)
+            .Select(a => a.Address)
+            .FirstOrDefault(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && !System.Net.IPAddress.IsLoopback(a))
+        ?? System.Net.IPAddress.Loopback;
 
     private static void AddServices(IServiceCollection services, ConnectConfiguration config, DataPaths paths, ICatalogStore store)
     {
@@ -132,6 +185,16 @@ public static class ConnectServer
         services.AddSingleton(config.Sandbox);
         services.AddSingleton(paths);
         services.AddSingleton(store);
+        services.AddSingleton(Options.Create(config.Cluster));
+        services.AddSingleton(sp => new LocalNode(config.NodeName, sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<ClusterNodes>();
+        services.AddSingleton(ClusterSecret.Load(config.Cluster.Secret, Path.Combine(paths.Root, "db", "cluster.key")));
+        if (config.IsCluster)
+        {
+            services.AddSingleton(sp => new PostgresChangeFeed(config.Storage.ConnectionString!, sp.GetRequiredService<ContentChanges>(),
+                sp.GetRequiredService<ILogger<PostgresChangeFeed>>()));
+            services.AddHostedService(sp => sp.GetRequiredService<PostgresChangeFeed>());
+        }
         services.AddSingleton(config.Connect.SecretKey is { } key ? new SecretBox(Convert.FromBase64String(key)) : SecretBox.FromKeyFile(paths.SecretKeyFile));
         services.AddSingleton(new ServerUrl(config.Connect.ServerUrl));
         services.AddSingleton<ContentChanges>();

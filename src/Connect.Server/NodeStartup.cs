@@ -18,11 +18,16 @@ public sealed partial class NodeStartup(
     Connect.Core.Hosting.DataPaths paths,
     IGrainFactory grains,
     Connect.Runtime.Sandbox.ContentSandbox contentSandbox,
+    Connect.Core.Hosting.LocalNode node,
+    Microsoft.AspNetCore.Hosting.Server.IServer server,
+    Microsoft.Extensions.Options.IOptions<Connect.Core.Hosting.ClusterOptions> cluster,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
+        // Kestrel started before this service: its address is known, and processes started below carry it.
+        node.SetInternalUrl(cluster.Value.InternalUrl ?? InternalUrlFromListener());
         supervisor.SetOwner(owner);
         SweepLeftovers();
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
@@ -59,6 +64,14 @@ public sealed partial class NodeStartup(
         {
             await grains.GetGrain<IContentGrain>(item.Guid).EnsureMinimumAsync();
         }
+    }
+
+    /// <summary>Kestrel's first address, with a wildcard host replaced by the silo's advertised address.</summary>
+    private string InternalUrlFromListener()
+    {
+        var address = server.Features.Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:3939";
+        var silo = string.IsNullOrEmpty(node.Silo) ? "127.0.0.1" : Orleans.Runtime.SiloAddress.FromParsableString(node.Silo).Endpoint.Address.ToString();
+        return address.Replace("://0.0.0.0", "://" + silo).Replace("://[::]", "://" + silo).Replace("://+", "://" + silo).Replace("://*", "://" + silo);
     }
 
     /// <summary>A pid is reused by the OS: only a process whose command line names the job's bundle directory is the job's.</summary>

@@ -96,6 +96,14 @@ public static class AppModes
     public static bool IsInteractive(string mode) => mode is not null && Interactive.Contains(mode);
 
     /// <summary>True for modes rendered once into static output (notebooks, R Markdown, Quarto).</summary>
+    /// <summary>
+    /// Interactive apps whose browser sessions hold state in one process (Shiny, Streamlit, Dash…): the front end pins
+    /// a session to its process. APIs are stateless per request and are never pinned.
+    /// </summary>
+    public static bool IsSessionPinned(string mode) => IsInteractive(mode) && !Apis.Contains(mode);
+
+    private static readonly HashSet<string> Apis = new(StringComparer.Ordinal) { Api, TensorFlowSavedModel, PythonApi, PythonFastApi };
+
     public static bool IsRendered(string mode) => mode is not null && Rendered.Contains(mode);
 
     public static bool IsStatic(string mode) => string.Equals(mode, Static, StringComparison.Ordinal);

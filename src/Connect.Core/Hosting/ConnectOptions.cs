@@ -44,7 +44,8 @@ public sealed class ConnectOptions
 
     /// <summary>
     /// How long, in seconds, this node trusts a validated API key without asking the catalog again: the longest a
-    /// key deleted (or a user locked) on ANOTHER node still works here. Changes made on this node apply at once.
+    /// key deleted (or a user locked) on ANOTHER node still works here if the cluster broadcast of that change is lost
+    /// (it normally arrives within milliseconds). Changes made on this node apply at once.
     /// Default 10; 0 disables the cache; at most 300.
     /// </summary>
     public int ApiKeyCacheSeconds { get; set; } = 10;

@@ -4,9 +4,12 @@ namespace Connect.Core.Hosting;
 /// The layout of the data directory. In cluster mode the same layout sits on shared storage, so every path
 /// a node writes is keyed by content GUID and bundle id and can be computed by any node.
 /// </summary>
-public sealed class DataPaths(string root)
+public sealed class DataPaths(string root, string? scratch = null)
 {
     public string Root { get; } = Path.GetFullPath(root);
+
+    /// <summary>Node-local scratch (process sockets); the data directory itself on a single node.</summary>
+    public string Scratch { get; } = Path.GetFullPath(scratch ?? root);
 
     public string DatabaseFile => Path.Combine(Root, "db", "connect.db");
     public string SecretKeyFile => Path.Combine(Root, "db", "secret.key");
@@ -24,7 +27,7 @@ public sealed class DataPaths(string root)
     /// <summary>Rendered output (notebooks, reports) of a bundle.</summary>
     public string OutputDirectory(Guid content, long bundleId) => BundleDirectory(content, bundleId) + ".output";
     /// <summary>Node-local: one directory per running process holding its Unix socket, seen only by it and the front end.</summary>
-    public string Sockets => Path.Combine(Root, "run");
+    public string Sockets => Path.Combine(Scratch, "run");
     public string ProcessSocketDirectory(string jobKey) => Path.Combine(Sockets, jobKey);
     /// <summary>The one directory a content item's processes may write, kept across restarts.</summary>
     public string ContentWork(Guid content) => Path.Combine(Root, "work", content.ToString("D"));
@@ -54,6 +57,7 @@ public sealed class DataPaths(string root)
             (PythonEnvironments, Readable),
             (Path.Combine(Root, "runtime"), PassThrough),
             (Launchers, Readable),
+            (Scratch, PassThrough),
             (Sockets, PassThrough),
             (Path.Combine(Root, "work"), PassThrough),
         };

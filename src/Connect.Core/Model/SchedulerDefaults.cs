@@ -31,6 +31,8 @@ public sealed class SchedulerDefaults
     public int CrashLoopFailures { get; set; } = 5;
     /// <summary>Seconds over which <see cref="CrashLoopFailures"/> are counted. Default 300.</summary>
     public int CrashLoopWindowSeconds { get; set; } = 300;
+    /// <summary>Most content processes one node runs, whatever the content; a node at this count gets no new ones. Default 100.</summary>
+    public int MaxProcessesPerNode { get; set; } = 100;
 
     public ScalingPolicy Resolve(RuntimeSettings s)
     {
@@ -62,5 +64,6 @@ public sealed class SchedulerDefaults
         if (RestartBackoffMaxSeconds < RestartBackoffInitialSeconds) yield return "Scheduler:RestartBackoffMaxSeconds must be >= Scheduler:RestartBackoffInitialSeconds.";
         if (CrashLoopFailures < 2) yield return "Scheduler:CrashLoopFailures must be >= 2.";
         if (CrashLoopWindowSeconds < 1) yield return "Scheduler:CrashLoopWindowSeconds must be >= 1.";
+        if (MaxProcessesPerNode < 1) yield return "Scheduler:MaxProcessesPerNode must be >= 1.";
     }
 }

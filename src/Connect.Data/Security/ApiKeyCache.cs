@@ -8,14 +8,32 @@ namespace Connect.Data.Security;
 /// <summary>
 /// This node's memory of validated API keys (hash → holder), so that a busy key costs no catalog read per request.
 /// The revocation delay is bounded: an entry lives at most <see cref="ConnectOptions.ApiKeyCacheSeconds"/>, and
-/// whatever revokes a key or changes a user on this node calls <see cref="InvalidateAll"/>, which takes effect at once.
+/// whatever revokes a key or changes a user calls <see cref="InvalidateAll"/>, which takes effect at once on this node
+/// and, in a cluster, on the others as soon as the broadcast reaches them (milliseconds).
 /// Unknown keys are never remembered, so a key created a moment ago (by the API or the admin command) works at once.
 /// </summary>
-public sealed class ApiKeyCache(ICatalogStore store, TimeProvider time, IOptions<ConnectOptions> options)
+public sealed class ApiKeyCache
 {
+    private readonly ICatalogStore store;
+    private readonly TimeProvider time;
+    private readonly ContentChanges? _changes;
+
+    /// <param name="changes">carries invalidations to and from the other nodes of a cluster (and this node's)</param>
+    public ApiKeyCache(ICatalogStore store, TimeProvider time, IOptions<ConnectOptions> options, ContentChanges? changes = null)
+    {
+        this.store = store;
+        this.time = time;
+        _lifetime = TimeSpan.FromSeconds(options.Value.ApiKeyCacheSeconds);
+        _changes = changes;
+        if (changes is not null)
+        {
+            changes.KeysChanged += Clear;
+        }
+    }
+
     private sealed record Entry(ApiKeyHolder Holder, DateTimeOffset Expires);
 
-    private readonly TimeSpan _lifetime = TimeSpan.FromSeconds(options.Value.ApiKeyCacheSeconds);
+    private readonly TimeSpan _lifetime;
     // Only keys that exist are held, and deleting keys empties the cache, so it never outgrows the key table.
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
@@ -61,6 +79,17 @@ public sealed class ApiKeyCache(ICatalogStore store, TimeProvider time, IOptions
     /// or a user is locked or changed. Coarse on purpose — the next request of each key pays one catalog read.
     /// </summary>
     public void InvalidateAll()
+    {
+        if (_changes is not null)
+        {
+            // Clears this cache through the subscription, and every other node's through the broadcast.
+            _changes.PublishKeys();
+            return;
+        }
+        Clear();
+    }
+
+    private void Clear()
     {
         lock (_gate)
         {

@@ -22,34 +22,7 @@ public sealed class SecretBox
         _key = key;
     }
 
-    public static SecretBox FromKeyFile(string path)
-    {
-        if (!File.Exists(path))
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
-            var fresh = RandomNumberGenerator.GetBytes(32);
-            var options = new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-            };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-            try
-            {
-                using var stream = new FileStream(path, options);
-                stream.Write(Encoding.ASCII.GetBytes(Convert.ToBase64String(fresh)));
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Another node of the cluster created it first on the shared directory: use theirs.
-            }
-        }
-        var key = Convert.FromBase64String(File.ReadAllText(path).Trim());
-        return new SecretBox(key);
-    }
+    public static SecretBox FromKeyFile(string path) => new(KeyFile.ReadOrCreate(path, 32));
 
     public byte[] Seal(string plaintext)
     {

@@ -9,6 +9,7 @@ using Connect.Grains.Tasks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
+using Orleans.Runtime;
 
 namespace Connect.Grains.Content;
 
@@ -27,6 +28,8 @@ public sealed partial class ContentGrain(
     IOptions<SchedulerDefaults> scheduler,
     IOptions<ConnectOptions> options,
     ContentChanges changes,
+    LocalNode node,
+    IClusterMembershipService membership,
     TimeProvider time,
     ILogger<ContentGrain> logger) : Grain, IContentGrain
 {
@@ -56,14 +59,75 @@ public sealed partial class ContentGrain(
         if (_item is not null)
         {
             _policy = scheduler.Value.Resolve(_item.Settings.Runtime);
+            if (AppModes.IsInteractive(_item.AppMode) && _item.BundleId is not null)
+            {
+                await AdoptRunningProcessesAsync(cancellationToken);
+            }
         }
     }
 
-    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
     {
+        // Processes outlive this activation: it is kept alive while it has any, so it goes only when its silo stops or
+        // dies, and the next activation (on another silo) adopts them from the nodes that run them.
         LogDeactivating(logger, Id, reason.ToString(), _processes.Count);
-        // Processes must not outlive the grain that accounts for them.
-        await StopAllAsync();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// A new activation learns which processes of the item are running from the nodes themselves (the node
+    /// supervisors are the truth about what runs where): after its previous silo died, or after a restart of a
+    /// single node (where there are none). A node that does not answer in time is skipped; its processes, unknown
+    /// here, are stopped when their idle check asks about them.
+    /// </summary>
+    private async Task AdoptRunningProcessesAsync(CancellationToken ct)
+    {
+        var silos = membership.CurrentSnapshot.Members.Values
+            .Where(m => m.Status == SiloStatus.Active)
+            .Select(m => m.SiloAddress.ToParsableString())
+            .ToArray();
+        var answers = await Task.WhenAll(silos.Select(async silo =>
+        {
+            try
+            {
+                return await GrainFactory.GetGrain<INodeGrain>(silo).ListProcessesAsync(Id).WaitAsync(TimeSpan.FromSeconds(3), time, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                LogAdoptFailed(logger, Id, silo, e.Message);
+                return [];
+            }
+        }));
+        foreach (var endpoint in answers.SelectMany(a => a))
+        {
+            _processes[endpoint.ProcessId] = new ProcessEntry(endpoint.ProcessId, endpoint.JobKey, endpoint.BundleId)
+            {
+                Started = Task.FromResult(new ProcessStartResult { Started = true, Silo = endpoint.Silo, Node = endpoint.Node, InternalUrl = endpoint.InternalUrl }),
+                Endpoint = endpoint,
+                ReadyAt = time.GetUtcNow(),
+            };
+        }
+        if (_processes.Count > 0)
+        {
+            LogAdopted(logger, Id, _processes.Count);
+            UpdateKeepAlive();
+        }
+    }
+
+    public async Task NodeLostAsync(string silo)
+    {
+        var lost = _processes.Values.Where(p => p.Endpoint?.Silo == silo).ToArray();
+        foreach (var entry in lost)
+        {
+            _processes.Remove(entry.Id);
+        }
+        if (lost.Length > 0)
+        {
+            LogNodeLost(logger, Id, silo, lost.Length);
+            UpdateKeepAlive();
+            changes.Publish(Id);
+        }
+        await EnsureMinimumAsync();
     }
 
     private ContentItem Item => _item is not null && !_deleting ? _item : throw new ContentNotFoundException($"content {Id} not found");
@@ -132,7 +196,7 @@ public sealed partial class ContentGrain(
     {
         _ = Item;
         var taskId = NewKey();
-        await store.CreateTaskAsync(new TaskInfo { Id = taskId, ContentGuid = Id, UserGuid = userGuid, Kind = "deploy", CreatedTime = time.GetUtcNow(), Hostname = Environment.MachineName });
+        await store.CreateTaskAsync(new TaskInfo { Id = taskId, ContentGuid = Id, UserGuid = userGuid, Kind = "deploy", CreatedTime = time.GetUtcNow(), Hostname = node.Name });
         var previous = _deployments;
         _deployments = RunDeploymentAsync(previous, bundleId, taskId);
         return taskId;
@@ -306,6 +370,13 @@ public sealed partial class ContentGrain(
             return new ProcessRoute { Policy = _policy, All = Endpoints() };
         }
         var result = await candidate.Started;
+        for (var placement = 1; !result.Started && result.NodeUnavailable && placement < 3 && !_deleting && _item?.BundleId == bundleId
+            && _processes.Count < _policy.MaxProcesses; placement++)
+        {
+            // The node chosen could not take it (full, draining, gone): placement will pick another.
+            candidate = StartProcess(bundleId);
+            result = await candidate.Started;
+        }
         if (!result.Started)
         {
             return new ProcessRoute { Error = result.Error, LogTail = result.LogTail, Policy = _policy, All = Endpoints() };
@@ -314,6 +385,12 @@ public sealed partial class ContentGrain(
     }
 
     public Task<IReadOnlyList<ProcessEndpoint>> GetProcessesAsync() => Task.FromResult(Endpoints());
+
+    public Task<ProcessRoute> GetRouteAsync()
+    {
+        _ = Item;
+        return Task.FromResult(new ProcessRoute { Policy = _policy, All = Endpoints() });
+    }
 
     private IReadOnlyList<ProcessEndpoint> Endpoints() =>
         _processes.Values.Where(p => p.Endpoint is not null).Select(p => p.Endpoint!).ToArray();
@@ -336,6 +413,12 @@ public sealed partial class ContentGrain(
         {
             result = await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StartAsync(request);
         }
+        catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
+        {
+            // The node died or left while starting it: not the content's failure; placement picks another node.
+            LogStartNodeLost(logger, Id, e.Message);
+            result = new ProcessStartResult { Started = false, NodeUnavailable = true, Error = "the node chosen for the process left the cluster" };
+        }
         catch (Exception e)
         {
             LogStartCrashed(logger, e, Id);
@@ -344,7 +427,7 @@ public sealed partial class ContentGrain(
         }
         if (result.Started && _processes.ContainsKey(entry.Id))
         {
-            entry.Endpoint = new ProcessEndpoint(entry.Id, entry.JobKey, result.Silo, result.Port, entry.BundleId);
+            entry.Endpoint = new ProcessEndpoint(entry.Id, entry.JobKey, result.Silo, result.Port, entry.BundleId, result.Node, result.InternalUrl);
             entry.ReadyAt = time.GetUtcNow();
             if (_crashLoopSince is not null)
             {
@@ -357,7 +440,11 @@ public sealed partial class ContentGrain(
         {
             _processes.Remove(entry.Id);
             UpdateKeepAlive();
-            if (!result.Started)
+            if (!result.Started && result.NodeUnavailable)
+            {
+                await EnsureMinimumAsync();
+            }
+            else if (!result.Started)
             {
                 RecordFailure(entry, result.Error ?? "the process failed to start", result.LogTail);
                 // A min_processes start that failed is retried after the hold, not only when a request comes.
@@ -563,6 +650,18 @@ public sealed partial class ContentGrain(
         /// <summary>Its failure has been counted (the start result and the exit report may both tell of it).</summary>
         public bool Failed { get; set; }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: adopted {Count} running processes from the nodes")]
+    private static partial void LogAdopted(ILogger logger, Guid content, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} did not list its processes: {Error}")]
+    private static partial void LogAdoptFailed(ILogger logger, Guid content, string silo, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} left the cluster with {Count} of its processes")]
+    private static partial void LogNodeLost(ILogger logger, Guid content, string silo, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: the node starting a process left: {Error}")]
+    private static partial void LogStartNodeLost(ILogger logger, Guid content, string error);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Content {Content}: deactivating ({Reason}) with {Processes} processes")]
     private static partial void LogDeactivating(ILogger logger, Guid content, string reason, int processes);

@@ -26,10 +26,11 @@ public sealed partial class ContentProcessHost(
     ContentSandbox sandbox,
     ApplicationsOptions applications,
     Microsoft.Extensions.Options.IOptions<ConnectOptions> options,
+    LocalNode node,
     TimeProvider time,
     ILogger<ContentProcessHost> logger)
 {
-    public string NodeName { get; } = Environment.MachineName;
+    public string NodeName => node.Name;
 
     public async Task<ProcessStartResult> StartAsync(Guid processId, ProcessStartRequest request, string silo, CancellationToken ct)
     {
@@ -97,7 +98,7 @@ public sealed partial class ContentProcessHost(
             time.GetUtcNow(), NodeName, logFile), ct);
         try
         {
-            var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, launch, listen, request.InitTimeout, request.IdleTimeout, ct);
+            var process = await supervisor.StartAsync(processId, request.ContentGuid, request.JobKey, launch, listen, request.InitTimeout, request.IdleTimeout, ct, request.BundleId);
             if (sandboxed && !LockSocket(socketDirectory, listen.SocketPath!))
             {
                 // The app put something else than its own socket there (a link to a root-only socket, say): the front
@@ -108,7 +109,7 @@ public sealed partial class ContentProcessHost(
             var pid = sandboxed ? Bubblewrap.ApplicationPid(process.Handle.Pid) : process.Handle.Pid;
             await store.SetJobPidAsync(request.JobKey, pid, ct);
             LogStarted(logger, request.ContentGuid, pid, listen.ToString());
-            return new ProcessStartResult { Started = true, Silo = silo, Port = 0, Pid = pid };
+            return new ProcessStartResult { Started = true, Silo = silo, Port = process.Port, Pid = pid, Node = node.Name, InternalUrl = node.InternalUrl };
         }
         catch (ProcessStartException e)
         {

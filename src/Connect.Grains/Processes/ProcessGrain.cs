@@ -1,16 +1,19 @@
 using Connect.Abstractions;
+using Connect.Core.Hosting;
+using Connect.Core.Model;
+using Connect.Grains.Cluster;
 using Connect.Runtime.Supervision;
-using Orleans.Placement;
+using Microsoft.Extensions.Options;
 
 namespace Connect.Grains.Processes;
 
 /// <summary>
-/// The grain face of one OS process. Activated next to the ContentGrain that asks for it (placement across
-/// silos by load comes with the full scheduler) and immovable, since the process cannot follow a migration.
+/// The grain face of one OS process. Placed on the least-loaded node that can take it and immovable, since the
+/// process cannot follow a migration: the node's supervisor owns the process, the grain only relays to it.
 /// </summary>
-[PreferLocalPlacement]
-[Immovable]
-public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supervisor, ILocalSiloDetails silo) : Grain, IProcessGrain
+[LeastLoadedPlacement]
+[Orleans.Placement.Immovable]
+public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supervisor, LocalNode node, IOptions<SchedulerDefaults> scheduler) : Grain, IProcessGrain
 {
     private ProcessStartResult? _result;
 
@@ -20,11 +23,22 @@ public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supe
         {
             return _result;
         }
+        // Placement read a registry up to a heartbeat old: the node itself has the last word.
+        if (node.Draining || supervisor.Count >= scheduler.Value.MaxProcessesPerNode)
+        {
+            DeactivateOnIdle();
+            return new ProcessStartResult
+            {
+                Started = false,
+                NodeUnavailable = true,
+                Node = node.Name,
+                Error = node.Draining ? $"node {node.Name} is draining" : $"node {node.Name} runs its maximum of {scheduler.Value.MaxProcessesPerNode} processes",
+            };
+        }
         // Launching touches files and forks; the supervisor then watches the process for its lifetime. None of that
         // belongs on this grain's scheduler, which would also stop serving the watcher once the grain deactivates.
         var processId = this.GetPrimaryKey();
-        var siloName = silo.SiloAddress.ToParsableString();
-        _result = await Task.Run(() => host.StartAsync(processId, request, siloName, CancellationToken.None));
+        _result = await Task.Run(() => host.StartAsync(processId, request, node.Silo, CancellationToken.None));
         if (!_result.Started)
         {
             DeactivateOnIdle();

@@ -40,6 +40,8 @@ public sealed class SupervisedProcess
 
     public Guid Id { get; }
     public Guid ContentGuid { get; }
+    /// <summary>The bundle the process runs (0 when started outside a deployment, as in tests).</summary>
+    public long BundleId { get; init; }
     public string JobKey { get; }
     public ListenAddress Listen { get; }
 
@@ -152,7 +154,7 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
     /// supervisor owns <paramref name="launch"/> from here on and disposes it (limit scope, scratch) when the process is gone.
     /// </summary>
     public async Task<SupervisedProcess> StartAsync(Guid processId, Guid contentGuid, string jobKey, SandboxedLaunch launch, ListenAddress listen,
-        TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct)
+        TimeSpan initTimeout, TimeSpan idleTimeout, CancellationToken ct, long bundleId = 0)
     {
         if (Volatile.Read(ref _disposed) != 0)
         {
@@ -207,7 +209,7 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
             LogStartFailed(_logger, contentGuid, message);
             throw new ProcessStartException(message, handle.Log.Tail(50));
         }
-        var process = new SupervisedProcess(processId, contentGuid, jobKey, listen, handle, idleTimeout, _time.GetUtcNow());
+        var process = new SupervisedProcess(processId, contentGuid, jobKey, listen, handle, idleTimeout, _time.GetUtcNow()) { BundleId = bundleId };
         _processes[processId] = process;
         _starting.TryRemove(processId, out _);
         // On the thread pool: the watcher lives as long as the process, whoever called StartAsync.

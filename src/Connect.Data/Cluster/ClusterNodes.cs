@@ -1,0 +1,78 @@
+using System.Collections.Concurrent;
+using Connect.Core.Model;
+
+using Microsoft.Extensions.Options;
+
+namespace Connect.Data.Cluster;
+
+/// <summary>
+/// This node's view of every node's load and state, refreshed from the node registry on each heartbeat, plus the
+/// placements this node made since (so that a burst of starts does not send every process to the node that looked
+/// emptiest a second ago). Read by the placement director and the front end; never blocks.
+/// </summary>
+public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProvider time)
+{
+    private volatile IReadOnlyDictionary<string, NodeInfo> _bySilo = new Dictionary<string, NodeInfo>(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _placedSinceRefresh = new(StringComparer.Ordinal);
+
+    /// <summary>How old a heartbeat may be before the node is left out of placement.</summary>
+    public TimeSpan StaleAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    public IReadOnlyCollection<NodeInfo> Nodes => _bySilo.Values.ToArray();
+
+    public void Update(IReadOnlyList<NodeInfo> nodes)
+    {
+        _bySilo = nodes.Where(n => !string.IsNullOrEmpty(n.SiloAddress))
+            .GroupBy(n => n.SiloAddress, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.MaxBy(n => n.Heartbeat)!, StringComparer.Ordinal);
+        _placedSinceRefresh.Clear();
+    }
+
+    private volatile IReadOnlySet<string> _dead = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Silos the membership has declared dead: their processes are gone, whatever a cached route says.</summary>
+    public void SetDeadSilos(IEnumerable<string> silos) => _dead = silos.ToHashSet(StringComparer.Ordinal);
+
+    public bool IsDead(string silo) => _dead.Contains(silo);
+
+    public NodeInfo? BySilo(string silo) => _bySilo.TryGetValue(silo, out var node) ? node : null;
+
+    /// <summary>Whether the node on this silo is draining (its processes take no new sessions).</summary>
+    public bool IsDraining(string silo) => BySilo(silo)?.Draining == true;
+
+    /// <summary>
+    /// The least-loaded eligible silo among <paramref name="candidates"/>: fewest processes (counting this node's own
+    /// placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes at
+    /// Scheduler:MaxProcessesPerNode and nodes whose heartbeat is stale are not eligible; null when none is.
+    /// </summary>
+    public string? ChooseLeastLoaded(IEnumerable<string> candidates)
+    {
+        var now = time.GetUtcNow();
+        var limit = scheduler.Value.MaxProcessesPerNode;
+        string? best = null;
+        (int Processes, double Cpu, long Memory) bestScore = default;
+        foreach (var silo in candidates)
+        {
+            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter)
+            {
+                continue;
+            }
+            var processes = node.Processes + _placedSinceRefresh.GetValueOrDefault(silo);
+            if (processes >= limit)
+            {
+                continue;
+            }
+            var score = (processes, Math.Round(node.CpuLoad, 1), -node.MemoryBytes);
+            if (best is null || score.CompareTo(bestScore) < 0)
+            {
+                best = silo;
+                bestScore = score;
+            }
+        }
+        if (best is not null)
+        {
+            _placedSinceRefresh.AddOrUpdate(best, 1, (_, n) => n + 1);
+        }
+        return best;
+    }
+}

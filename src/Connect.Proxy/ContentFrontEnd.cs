@@ -160,11 +160,14 @@ public sealed partial class ContentFrontEnd(
         var remainder = rest.HasValue ? rest.ToUriComponent() : "/";
         var pinnable = AppModes.IsSessionPinned(item.AppMode);
         var pinned = pinnable ? SessionPins.Read(context, secret, item.Guid) : null;
+        // Seen at or above the load factor (the grain is told, and may start another process)…
         var saturated = new List<Guid>();
+        // …and refused outright (at max_conns on its node, or gone): not tried again for this request.
+        var excluded = new List<Guid>();
         var retried = false;
         for (var attempt = 0; attempt < 6; attempt++)
         {
-            var (choice, failure) = pinned is { } pinnedProcess ? await ChoosePinnedAsync(item, pinnedProcess) : await ChooseProcessAsync(item, saturated);
+            var (choice, failure) = pinned is { } pinnedProcess ? await ChoosePinnedAsync(item, pinnedProcess) : await ChooseProcessAsync(item, saturated, excluded);
             if (choice is not { } chosen)
             {
                 if (pinned is not null)
@@ -192,11 +195,13 @@ public sealed partial class ContentFrontEnd(
                             return;
                         case HopOutcome.Saturated:
                             saturated.Add(endpoint.ProcessId);
+                            excluded.Add(endpoint.ProcessId);
                             continue;
                         case HopOutcome.Gone when pinned is null && !retried:
                             retried = true;
                             cache.ForgetProcess(item.Guid, endpoint.ProcessId);
                             saturated.Add(endpoint.ProcessId);
+                            excluded.Add(endpoint.ProcessId);
                             continue;
                         default:
                             await SessionEndedOrFailedAsync(context, item, pinned is not null);
@@ -220,6 +225,7 @@ public sealed partial class ContentFrontEnd(
                     // The process went away under us: forget it and try another (or a fresh one) once.
                     retried = true;
                     cache.ForgetProcess(item.Guid, local.Id);
+                    excluded.Add(local.Id);
                     context.Response.Clear();
                     continue;
                 }
@@ -438,7 +444,7 @@ public sealed partial class ContentFrontEnd(
     /// (503). A local connection is only counted against a process with room, atomically; a process on another node
     /// is counted there, and this node only keeps an estimate to spread its own requests.
     /// </summary>
-    private async Task<(Chosen? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item, List<Guid> saturated)
+    private async Task<(Chosen? Choice, Failure? Failure)> ChooseProcessAsync(ContentItem item, List<Guid> saturated, List<Guid> excluded)
     {
         var route = cache.GetRoute(item.Guid);
         if (route is not null && TryTake(item.Guid, route.Processes, route.Policy, underLoadFactor: true, saturated) is { } cached)
@@ -476,7 +482,7 @@ public sealed partial class ContentFrontEnd(
                 }
                 continue;
             }
-            return (TryTake(item.Guid, fresh.All.Where(p => !saturated.Contains(p.ProcessId)).ToArray(), policy, underLoadFactor: false, []), null);
+            return (TryTake(item.Guid, fresh.All.Where(p => !excluded.Contains(p.ProcessId)).ToArray(), policy, underLoadFactor: false, []), null);
         }
         return (null, null);
     }

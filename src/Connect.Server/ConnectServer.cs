@@ -69,16 +69,8 @@ public static class ConnectServer
             throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
         }
         builder.Services.AddSingleton(sandbox);
-        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
-        try
-        {
-            await store.MigrateAsync();
-        }
-        catch (CatalogUnavailableException e)
-        {
-            sandboxLogs.Dispose();
-            throw new ConfigurationProblemsException([e.Message]);
-        }
+        ICatalogStore store = new Connect.Data.Sqlite.SqliteCatalogStore(paths.DatabaseFile); // TEMP until pgstore lands
+        await store.MigrateAsync();
 
         AddServices(builder.Services, config, paths, store);
         builder.UseOrleans(silo =>

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # What the samples and end-to-end tests run: Debian's Python with venv, Flask, FastAPI/uvicorn, nbconvert + ipykernel,
 # bubblewrap, which sandboxes content processes, nftables, which keeps content off this host's own ports, PostgreSQL
 # (the cluster store; tests start throwaway servers as a non-root user) and haproxy (the cluster's load balancer).
-packages=(python3 python3-venv python3-pip python3-flask python3-fastapi python3-uvicorn jupyter-nbconvert python3-ipykernel bubblewrap nftables postgresql haproxy)
+packages=(python3 python3-venv python3-pip python3-flask python3-fastapi python3-uvicorn python3-websockets jupyter-nbconvert python3-ipykernel bubblewrap nftables postgresql haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -544,7 +544,8 @@ public sealed partial class ContentFrontEnd(
             }
             candidates.Add((endpoint, process, process.Connections));
         }
-        foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Load))
+        // On equal load a process on this node wins: it saves the hop.
+        foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Load).ThenBy(c => c.Local is null ? 1 : 0))
         {
             if (local is null)
             {

@@ -17,7 +17,7 @@ public static class ManifestValidator
     // Modes whose entrypoint the launcher imports as a Python module (connect_launcher.py parse_entrypoint).
     private static readonly HashSet<string> ModesWithModuleEntrypoint = new(StringComparer.Ordinal)
     {
-        AppModes.PythonApi, AppModes.PythonFastApi,
+        AppModes.PythonApi, AppModes.PythonFastApi, AppModes.PythonShiny,
     };
 
     /// <summary>Returns every problem found, so a publisher can fix them in one go; empty means the bundle is usable.</summary>

@@ -31,7 +31,7 @@ public sealed partial class DeploymentPipeline(
     Connect.Runtime.Sandbox.ApplicationsOptions applications,
     ILogger<DeploymentPipeline> logger)
 {
-    private static readonly HashSet<string> SupportedModes = [AppModes.Static, AppModes.PythonApi, AppModes.PythonFastApi, AppModes.JupyterStatic];
+    private static readonly HashSet<string> SupportedModes = [AppModes.Static, AppModes.PythonApi, AppModes.PythonFastApi, AppModes.PythonShiny, AppModes.JupyterStatic];
 
     public async Task<DeploymentOutcome> RunAsync(Guid content, long bundleId, Action<string> log, CancellationToken ct)
     {

@@ -67,7 +67,8 @@ public sealed partial class ContentProcessHost(
             case AppModes.PythonApi:
                 spec = PythonLaunch.ForWsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", listen, rootPath, environment, paths.Launchers, socketInside);
                 break;
-            case AppModes.PythonFastApi:
+            // Shiny for Python apps are ASGI applications (Starlette underneath), served like FastAPI.
+            case AppModes.PythonFastApi or AppModes.PythonShiny:
                 spec = PythonLaunch.ForAsgi(pythonEnv, bundleDir, plan.Entrypoint ?? "app", listen, rootPath, environment, paths.Launchers, socketInside);
                 break;
             default:

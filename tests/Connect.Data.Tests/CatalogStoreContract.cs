@@ -683,6 +683,21 @@ public abstract class CatalogStoreContract
     }
 
     [Fact]
+    public async Task UpdateContentSettings_StaleVersion_IsAConcurrencyFailure_EvenOntoATakenName()
+    {
+        var (store, owner, item) = await ContentFixtureAsync();
+        await store.CreateContentAsync(Settings(owner, "taken"), T0);
+        var current = await store.UpdateContentSettingsAsync(item.Guid, item.Settings with { Title = "t" }, item.RowVersion);
+
+        // The writer's view is stale: it must re-read before the name it asks for can be judged.
+        await Assert.ThrowsAsync<CatalogConcurrencyException>(() =>
+            store.UpdateContentSettingsAsync(item.Guid, item.Settings with { Name = "taken" }, item.RowVersion));
+        Assert.Equal(current, await store.GetContentAsync(item.Guid));
+        await Assert.ThrowsAsync<CatalogConflictException>(() =>
+            store.UpdateContentSettingsAsync(item.Guid, current.Settings with { Name = "taken" }, current.RowVersion));
+    }
+
+    [Fact]
     public async Task ActivateBundle_SetsDeploymentFields_AndChecksVersion()
     {
         var (store, _, item) = await ContentFixtureAsync();

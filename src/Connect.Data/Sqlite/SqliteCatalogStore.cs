@@ -351,6 +351,11 @@ public sealed class SqliteCatalogStore : ICatalogStore
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        // The version first: a writer with a stale row must re-read before what it asks for (a name, say) can be judged.
+        if (await Scalar<long?>(c, tx, "SELECT row_version FROM content WHERE guid = $g", ct, ("$g", guid.ToString())) != expectedVersion)
+        {
+            throw new CatalogConcurrencyException($"content {guid} changed concurrently or no longer exists");
+        }
         await EnsureNameFree(c, tx, settings, guid, ct);
         var p = SettingsParameters(settings).Append(("$guid", guid.ToString())).Append(("$ver", expectedVersion)).ToArray();
         var rows = await Query(c, tx,

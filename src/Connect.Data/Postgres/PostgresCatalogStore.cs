@@ -147,22 +147,20 @@ public sealed partial class PostgresCatalogStore : ICatalogStore, IAsyncDisposab
 
     private const string UserColumns = "id, guid, username, email, first_name, last_name, user_role, created_time, updated_time, active_time, locked, confirmed";
 
-    private static UserInfo ReadUser(NpgsqlDataReader r) => ReadUser(r, 0);
-
-    private static UserInfo ReadUser(NpgsqlDataReader r, int o) => new()
+    private static UserInfo ReadUser(NpgsqlDataReader r) => new()
     {
-        Id = r.GetInt64(o),
-        Guid = r.GetGuid(o + 1),
-        Username = r.GetString(o + 2),
-        Email = r.GetString(o + 3),
-        FirstName = r.GetString(o + 4),
-        LastName = r.GetString(o + 5),
-        Role = r.GetString(o + 6),
-        CreatedTime = Time(r, o + 7),
-        UpdatedTime = Time(r, o + 8),
-        ActiveTime = NTime(r, o + 9),
-        Locked = r.GetBoolean(o + 10),
-        Confirmed = r.GetBoolean(o + 11),
+        Id = r.GetInt64(0),
+        Guid = r.GetGuid(1),
+        Username = r.GetString(2),
+        Email = r.GetString(3),
+        FirstName = r.GetString(4),
+        LastName = r.GetString(5),
+        Role = r.GetString(6),
+        CreatedTime = Time(r, 7),
+        UpdatedTime = Time(r, 8),
+        ActiveTime = NTime(r, 9),
+        Locked = r.GetBoolean(10),
+        Confirmed = r.GetBoolean(11),
     };
 
     public async Task<int> CountUsersAsync(CancellationToken ct = default) =>

@@ -82,12 +82,16 @@ public interface ICatalogStore
     /// <summary>Marks every job of this host that is still active as finished: their processes died with the node.</summary>
     Task<int> FinishOrphanedJobsAsync(string hostname, DateTimeOffset now, CancellationToken ct = default);
 
-    // TEMPORARY until the node registry lands from the pgstore branch.
-    Task UpsertNodeAsync(NodeInfo node, CancellationToken ct = default) => Task.CompletedTask;
-    Task<IReadOnlyList<NodeInfo>> ListNodesAsync(CancellationToken ct = default) => Task.FromResult<IReadOnlyList<NodeInfo>>([]);
-    Task<bool> DeleteNodeAsync(string name, CancellationToken ct = default) => Task.FromResult(false);
+    // Node registry: each node's own row, rewritten about once a second, read by placement.
+    /// <summary>Inserts the node's row, or replaces every field of the row with its <see cref="NodeInfo.Name"/>; one statement.</summary>
+    Task UpsertNodeAsync(NodeInfo node, CancellationToken ct = default);
+    /// <summary>Every registered node, ordered by name (ordinal).</summary>
+    Task<IReadOnlyList<NodeInfo>> ListNodesAsync(CancellationToken ct = default);
+    /// <summary>Removes the node's row; false when there was none.</summary>
+    Task<bool> DeleteNodeAsync(string name, CancellationToken ct = default);
 }
 
+/// <summary>A node's row in the registry: what placement needs to pick the least-loaded node, and whether the node still takes work.</summary>
 public sealed record NodeInfo(string Name, string SiloAddress, string InternalUrl, int Processes, long MemoryBytes, double CpuLoad, bool Draining, DateTimeOffset StartedTime, DateTimeOffset Heartbeat);
 
 public sealed record NewUser(string Username, string Role, DateTimeOffset Now)
@@ -111,3 +115,6 @@ public sealed record NewJob(string Key, Guid ContentGuid, long? BundleId, int? P
 public sealed class CatalogConflictException(string message) : Exception(message);
 
 public sealed class CatalogConcurrencyException(string message) : Exception(message);
+
+/// <summary>The catalog's database cannot be reached or opened (down, unreachable, missing, refusing us); the message names where, never a password.</summary>
+public sealed class CatalogUnavailableException(string message, Exception? innerException = null) : Exception(message, innerException);

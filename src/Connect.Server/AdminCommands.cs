@@ -2,7 +2,7 @@ using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Data;
 using Connect.Data.Security;
-using Connect.Data.Sqlite;
+
 
 namespace Connect.Server;
 
@@ -33,11 +33,20 @@ public static class AdminCommands
             .AddEnvironmentVariables()
             .AddCommandLine(configArgs)
             .Build();
-        var options = ConnectConfiguration.Bind(configuration).Connect;
-        var paths = new DataPaths(options.DataDir);
+        var config = ConnectConfiguration.Bind(configuration);
+        var paths = new DataPaths(config.Connect.DataDir);
         paths.EnsureCreated();
-        var store = new SqliteCatalogStore(paths.DatabaseFile);
-        await store.MigrateAsync();
+        // The same catalog the server uses: the embedded one, or the cluster's PostgreSQL.
+        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
+        try
+        {
+            await store.MigrateAsync();
+        }
+        catch (CatalogUnavailableException e)
+        {
+            await stderr.WriteLineAsync(e.Message);
+            return 1;
+        }
 
         switch (command)
         {

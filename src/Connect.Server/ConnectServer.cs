@@ -69,8 +69,17 @@ public static class ConnectServer
             throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
         }
         builder.Services.AddSingleton(sandbox);
-        ICatalogStore store = new Connect.Data.Sqlite.SqliteCatalogStore(paths.DatabaseFile); // TEMP until pgstore lands
-        await store.MigrateAsync();
+        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
+        try
+        {
+            await store.MigrateAsync();
+        }
+        catch (CatalogUnavailableException e)
+        {
+            // A node that cannot reach its database must not half-start: say why and stop.
+            sandboxLogs.Dispose();
+            throw new ConfigurationProblemsException([e.Message]);
+        }
 
         AddServices(builder.Services, config, paths, store);
         builder.UseOrleans(silo =>

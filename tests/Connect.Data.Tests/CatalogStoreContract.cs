@@ -683,6 +683,21 @@ public abstract class CatalogStoreContract
     }
 
     [Fact]
+    public async Task UpdateContentSettings_StaleVersion_IsAConcurrencyFailure_EvenOntoATakenName()
+    {
+        var (store, owner, item) = await ContentFixtureAsync();
+        await store.CreateContentAsync(Settings(owner, "taken"), T0);
+        var current = await store.UpdateContentSettingsAsync(item.Guid, item.Settings with { Title = "t" }, item.RowVersion);
+
+        // The writer's view is stale: it must re-read before the name it asks for can be judged.
+        await Assert.ThrowsAsync<CatalogConcurrencyException>(() =>
+            store.UpdateContentSettingsAsync(item.Guid, item.Settings with { Name = "taken" }, item.RowVersion));
+        Assert.Equal(current, await store.GetContentAsync(item.Guid));
+        await Assert.ThrowsAsync<CatalogConflictException>(() =>
+            store.UpdateContentSettingsAsync(item.Guid, current.Settings with { Name = "taken" }, current.RowVersion));
+    }
+
+    [Fact]
     public async Task ActivateBundle_SetsDeploymentFields_AndChecksVersion()
     {
         var (store, _, item) = await ContentFixtureAsync();
@@ -1118,6 +1133,76 @@ public abstract class CatalogStoreContract
         Assert.Equal(0, await store.FinishOrphanedJobsAsync("node-a", At(200)));
         Assert.Equal(0, await store.FinishOrphanedJobsAsync("node-c", At(200)));
         Assert.Equal(1, await store.FinishOrphanedJobsAsync("node-b", At(200)));
+    }
+
+    // ------------------------------------------------------------------ nodes
+
+    [Fact]
+    public async Task Nodes_UpsertInserts_ThenReplacesEveryField()
+    {
+        var store = await StoreAsync();
+        Assert.Empty(await store.ListNodesAsync());
+        var started = At(1).ToOffset(TimeSpan.FromHours(2));
+        var node = new NodeInfo("node-a", "10.0.0.1:11111@1", "http://10.0.0.1:5000", 3, 6_442_450_944, 1.0 / 3, false, started, At(2.000001));
+
+        await store.UpsertNodeAsync(node);
+
+        var read = Assert.Single(await store.ListNodesAsync());
+        Assert.Equal(node, read);
+        AssertUtc(read.StartedTime, started);
+        AssertUtc(read.Heartbeat, At(2.000001));
+
+        // The same name again (a heartbeat, or the node back after a restart): one row, every field the new one's.
+        var restarted = new NodeInfo("node-a", "10.0.0.9:11112@2", "https://node-a.internal:5001", 0, long.MaxValue, 0.0, true, At(10), At(11));
+        await store.UpsertNodeAsync(restarted);
+        Assert.Equal([restarted], await store.ListNodesAsync());
+        await store.UpsertNodeAsync(restarted with { Processes = 5, CpuLoad = 1.75, Draining = false, Heartbeat = At(12) });
+        Assert.Equal([restarted with { Processes = 5, CpuLoad = 1.75, Draining = false, Heartbeat = At(12) }], await store.ListNodesAsync());
+    }
+
+    [Fact]
+    public async Task Nodes_ListedByOrdinalName_AndDeletedOneByOne()
+    {
+        var store = await StoreAsync();
+        NodeInfo Node(string name) => new(name, $"{name}:11111@1", $"http://{name}:5000", 1, 1024, 0.5, false, T0, At(1));
+        foreach (var name in new[] { "node-b", "node-a", "Node-z", "node-c" })
+        {
+            await store.UpsertNodeAsync(Node(name));
+        }
+
+        Assert.Equal(["Node-z", "node-a", "node-b", "node-c"], (await store.ListNodesAsync()).Select(n => n.Name));
+
+        Assert.True(await store.DeleteNodeAsync("node-b"));
+        Assert.False(await store.DeleteNodeAsync("node-b"));
+        Assert.False(await store.DeleteNodeAsync("NODE-A"));
+        Assert.False(await store.DeleteNodeAsync("nowhere"));
+        Assert.Equal([Node("Node-z"), Node("node-a"), Node("node-c")], await store.ListNodesAsync());
+    }
+
+    [Fact]
+    public async Task Nodes_HeartbeatsFromSeveralNodesAtOnce_LeaveOneRowEach()
+    {
+        var store = await StoreAsync();
+        var nodes = new List<ICatalogStore>();
+        for (var i = 0; i < 4; i++)
+        {
+            nodes.Add(await OpenSameDatabaseAsync(store));
+        }
+
+        // Each node beats for its own row and, as a node that has just been restarted might, for a shared one.
+        await Task.WhenAll(nodes.Select((node, i) => Task.Run(async () =>
+        {
+            for (var beat = 0; beat < 25; beat++)
+            {
+                await node.UpsertNodeAsync(new NodeInfo($"node-{i}", $"s{i}", $"http://n{i}", beat, beat, beat, false, T0, At(beat)));
+                await node.UpsertNodeAsync(new NodeInfo("shared", $"s{i}", $"http://n{i}", beat, beat, beat, false, T0, At(beat)));
+            }
+        })));
+
+        var listed = await (await OpenSameDatabaseAsync(store)).ListNodesAsync();
+        Assert.Equal(["node-0", "node-1", "node-2", "node-3", "shared"], listed.Select(n => n.Name));
+        Assert.All(listed.Take(4), (n, i) => Assert.Equal(new NodeInfo($"node-{i}", $"s{i}", $"http://n{i}", 24, 24, 24, false, T0, At(24)), n));
+        Assert.Equal(24, listed[4].Processes);
     }
 
     // ------------------------------------------------------------------ times

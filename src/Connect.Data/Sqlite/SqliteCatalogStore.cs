@@ -351,6 +351,11 @@ public sealed class SqliteCatalogStore : ICatalogStore
     {
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         await using var tx = (SqliteTransaction)await c.BeginTransactionAsync(ct);
+        // The version first: a writer with a stale row must re-read before what it asks for (a name, say) can be judged.
+        if (await Scalar<long?>(c, tx, "SELECT row_version FROM content WHERE guid = $g", ct, ("$g", guid.ToString())) != expectedVersion)
+        {
+            throw new CatalogConcurrencyException($"content {guid} changed concurrently or no longer exists");
+        }
         await EnsureNameFree(c, tx, settings, guid, ct);
         var p = SettingsParameters(settings).Append(("$guid", guid.ToString())).Append(("$ver", expectedVersion)).ToArray();
         var rows = await Query(c, tx,
@@ -623,6 +628,38 @@ public sealed class SqliteCatalogStore : ICatalogStore
         await using var c = await OpenAsync(ct).ConfigureAwait(false);
         return await Exec(c, null, "UPDATE jobs SET status = $s, end_time = $t WHERE hostname = $h AND status = $active", ct,
             ("$s", JobStatus.Finished), ("$t", Time(now)), ("$h", hostname), ("$active", JobStatus.Active));
+    }
+
+    // ---------------------------------------------------------------- nodes
+
+    private const string NodeColumns = "name, silo_address, internal_url, processes, memory_bytes, cpu_load, draining, started_time, heartbeat";
+
+    private static NodeInfo ReadNode(SqliteDataReader r) => new(
+        r.GetString(0), r.GetString(1), r.GetString(2), r.GetInt32(3), r.GetInt64(4), r.GetDouble(5), r.GetInt64(6) != 0,
+        ParseTime(r.GetString(7)), ParseTime(r.GetString(8)));
+
+    public async Task UpsertNodeAsync(NodeInfo node, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        await Exec(c, null,
+            $"INSERT INTO nodes ({NodeColumns}) VALUES ($n, $s, $u, $p, $m, $cpu, $d, $st, $hb) ON CONFLICT (name) DO UPDATE SET " +
+            "silo_address = excluded.silo_address, internal_url = excluded.internal_url, processes = excluded.processes, " +
+            "memory_bytes = excluded.memory_bytes, cpu_load = excluded.cpu_load, draining = excluded.draining, " +
+            "started_time = excluded.started_time, heartbeat = excluded.heartbeat", ct,
+            ("$n", node.Name), ("$s", node.SiloAddress), ("$u", node.InternalUrl), ("$p", node.Processes), ("$m", node.MemoryBytes),
+            ("$cpu", node.CpuLoad), ("$d", node.Draining ? 1 : 0), ("$st", Time(node.StartedTime)), ("$hb", Time(node.Heartbeat)));
+    }
+
+    public async Task<IReadOnlyList<NodeInfo>> ListNodesAsync(CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return await Query(c, null, $"SELECT {NodeColumns} FROM nodes ORDER BY name", ReadNode, ct);
+    }
+
+    public async Task<bool> DeleteNodeAsync(string name, CancellationToken ct = default)
+    {
+        await using var c = await OpenAsync(ct).ConfigureAwait(false);
+        return await Exec(c, null, "DELETE FROM nodes WHERE name = $n", ct, ("$n", name)) > 0;
     }
 
     // ---------------------------------------------------------------- plumbing

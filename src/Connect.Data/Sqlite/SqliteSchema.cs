@@ -124,5 +124,19 @@ internal static class SqliteSchema
         (4, """
             ALTER TABLE api_keys ADD COLUMN content_guid TEXT NULL REFERENCES content(guid) ON DELETE CASCADE;
             """),
+        // The node registry: one row per node, rewritten by its node about once a second.
+        (5, """
+            CREATE TABLE nodes (
+                name TEXT PRIMARY KEY,
+                silo_address TEXT NOT NULL,
+                internal_url TEXT NOT NULL,
+                processes INTEGER NOT NULL,
+                memory_bytes INTEGER NOT NULL,
+                cpu_load REAL NOT NULL,
+                draining INTEGER NOT NULL,
+                started_time TEXT NOT NULL,
+                heartbeat TEXT NOT NULL
+            );
+            """),
     ];
 }

@@ -21,6 +21,7 @@ public sealed partial class NodeStartup(
     Connect.Core.Hosting.LocalNode node,
     Microsoft.AspNetCore.Hosting.Server.IServer server,
     Microsoft.Extensions.Options.IOptions<Connect.Core.Hosting.ClusterOptions> cluster,
+    Microsoft.Extensions.Options.IOptions<Connect.Core.Hosting.ConnectOptions> connect,
     TimeProvider time,
     ILogger<NodeStartup> logger) : IHostedService
 {
@@ -28,6 +29,7 @@ public sealed partial class NodeStartup(
     {
         // Kestrel started before this service: its address is known, and processes started below carry it.
         node.SetInternalUrl(cluster.Value.InternalUrl ?? InternalUrlFromListener());
+        LogNode(logger, node.Name, node.Silo, node.InternalUrl);
         supervisor.SetOwner(owner);
         SweepLeftovers();
         foreach (var job in await store.ListActiveJobsAsync(host.NodeName, cancellationToken))
@@ -104,6 +106,7 @@ public sealed partial class NodeStartup(
     /// </summary>
     private void SweepLeftovers()
     {
+        var abandonedAfter = TimeSpan.FromSeconds(connect.Value.DeployTimeoutSeconds + 60);
         var removed = 0;
         if (Directory.Exists(paths.Sockets))
         {
@@ -119,7 +122,12 @@ public sealed partial class NodeStartup(
             {
                 foreach (var staging in Directory.EnumerateDirectories(content, "*.output.tmp-*"))
                 {
-                    removed += TryDelete(staging);
+                    // The apps directory is shared by every node of a cluster: only staging older than any deploy may
+                    // last is abandoned; younger staging may be another node's render in progress.
+                    if (time.GetUtcNow() - Directory.GetLastWriteTimeUtc(staging) > abandonedAfter)
+                    {
+                        removed += TryDelete(staging);
+                    }
                 }
             }
         }
@@ -141,6 +149,9 @@ public sealed partial class NodeStartup(
             return 0;
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Node {Node}: silo {Silo}, internal URL {InternalUrl}")]
+    private static partial void LogNode(ILogger logger, string node, string silo, string internalUrl);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Removed {Count} leftovers (sockets, unfinished render output) of a previous run")]
     private static partial void LogSwept(ILogger logger, int count);

@@ -29,9 +29,21 @@ public interface IOtherStateTestGrain : IGrainWithGuidKey
 {
     [Alias("Set")] Task Set(string value);
     [Alias("Get")] Task<StateSnapshot> Get();
+    [Alias("Clear")] Task Clear();
+    [Alias("Deactivate")] Task Deactivate();
 }
 
-public sealed class StateTestGrain([PersistentState("s", OrleansPostgres.StorageName)] IPersistentState<TestState> state) : Grain, IStateTestGrain
+/// <summary>On an ADO.NET storage that clears by emptying the row (Orleans' default) rather than deleting it.</summary>
+[Alias("Connect.Tests.ITombstoneStateTestGrain")]
+public interface ITombstoneStateTestGrain : IGrainWithGuidKey
+{
+    [Alias("Set")] Task Set(string value);
+    [Alias("Get")] Task<StateSnapshot> Get();
+    [Alias("Clear")] Task Clear();
+    [Alias("Deactivate")] Task Deactivate();
+}
+
+public abstract class StateTestGrainBase(IPersistentState<TestState> state) : Grain
 {
     public async Task Set(string value)
     {
@@ -50,15 +62,16 @@ public sealed class StateTestGrain([PersistentState("s", OrleansPostgres.Storage
     }
 }
 
-public sealed class OtherStateTestGrain([PersistentState("s")] IPersistentState<TestState> state) : Grain, IOtherStateTestGrain
-{
-    public async Task Set(string value)
-    {
-        state.State.Value = value;
-        await state.WriteStateAsync();
-    }
+public sealed class StateTestGrain([PersistentState("s", OrleansPostgres.StorageName)] IPersistentState<TestState> state)
+    : StateTestGrainBase(state), IStateTestGrain;
 
-    public Task<StateSnapshot> Get() => Task.FromResult(new StateSnapshot(state.State.Value, state.Etag, state.RecordExists));
+public sealed class OtherStateTestGrain([PersistentState("s")] IPersistentState<TestState> state)
+    : StateTestGrainBase(state), IOtherStateTestGrain;
+
+public sealed class TombstoneStateTestGrain([PersistentState("s", TombstoneStateTestGrain.Storage)] IPersistentState<TestState> state)
+    : StateTestGrainBase(state), ITombstoneStateTestGrain
+{
+    public const string Storage = "tombstones";
 }
 
 [Alias("Connect.Tests.IReminderTestGrain")]

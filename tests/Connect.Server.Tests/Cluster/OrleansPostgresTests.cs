@@ -251,6 +251,25 @@ public sealed class OrleansPostgresTests(ITestOutputHelper output)
         Assert.Equal(new StateSnapshot("again", "1", true), await grain.Get());
     }
 
+    /// <summary>ClearStorageKey, which Connect's own storage (deleting on clear) does not use but Orleans requires.</summary>
+    [Fact]
+    public async Task Grain_state_cleared_without_delete_keeps_an_empty_versioned_row()
+    {
+        var db = await FreshDatabaseAsync();
+        await using var cluster = await StartClusterAsync(db, silos: 1);
+        var grain = cluster.Client.GetGrain<ITombstoneStateTestGrain>(Guid.NewGuid());
+
+        await grain.Set("one");
+        await grain.Clear();
+        Assert.Equal(new StateSnapshot(null, "2", false), await grain.Get());
+        Assert.Equal((true, 2), Assert.Single(await QueryAsync(db, "SELECT payload IS NULL, version FROM orleans_storage",
+            r => (r.GetBoolean(0), r.GetInt32(1)))));
+        await grain.Deactivate();
+        Assert.Equal(new StateSnapshot(null, "2", false), await grain.Get());
+        await grain.Set("two");
+        Assert.Equal(new StateSnapshot("two", "3", true), await grain.Get());
+    }
+
     /// <summary>Two grain types, one key, one state name: the ADO.NET provider alone would give them one row.</summary>
     [Fact]
     public async Task Grain_types_sharing_a_key_and_state_name_keep_separate_state()
@@ -285,6 +304,11 @@ public sealed class OrleansPostgresTests(ITestOutputHelper output)
         builder.ConfigureSilo((options, silo) =>
         {
             silo.UseConnectPostgres(connectionFor?.Invoke(options.SiloName) ?? db);
+            silo.AddAdoNetGrainStorage(TombstoneStateTestGrain.Storage, o =>
+            {
+                o.Invariant = OrleansPostgres.Invariant;
+                o.ConnectionString = db;
+            });
             silo.Configure<ClusterMembershipOptions>(o =>
             {
                 o.ProbeTimeout = TimeSpan.FromSeconds(1);

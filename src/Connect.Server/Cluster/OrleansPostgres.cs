@@ -1,4 +1,3 @@
-using Orleans.Configuration;
 using Orleans.Providers;
 using Orleans.Runtime.Hosting;
 using Orleans.Storage;
@@ -53,15 +52,16 @@ public static class OrleansPostgres
     /// <summary>
     /// Orleans' ADO.NET storage keys a row by the state's name and the grain's key, without the grain's type: a
     /// ContentGrain and another grain keyed by the same content GUID, each with a state named "state", would share (and
-    /// overwrite) one row. Prefixing the state name with the grain type keeps them apart, the way reminders already are
-    /// (their rows carry the whole grain id). Grain type names therefore persist, as they do for reminders.
+    /// overwrite) one row. Qualifying the state name with the grain type keeps them apart, the way reminders already are
+    /// (their rows carry the whole grain id); so grain type names persist, as they do for reminders. The state name goes
+    /// first because the provider rewrites a name containing a generic type (a backtick) and drops what follows it.
     /// </summary>
     private sealed class GrainTypeScopedStorage(IGrainStorage inner) : IGrainStorage
     {
         public static GrainTypeScopedStorage Over(IServiceProvider services, string name) =>
             new(services.GetRequiredKeyedService<IGrainStorage>(name));
 
-        private static string Scoped(string stateName, GrainId grainId) => $"{grainId.Type}/{stateName}";
+        private static string Scoped(string stateName, GrainId grainId) => $"{stateName}/{grainId.Type}";
 
         public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState) =>
             inner.ReadStateAsync(Scoped(stateName, grainId), grainId, grainState);

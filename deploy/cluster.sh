@@ -487,6 +487,14 @@ cmd_start() {
   chmod 755 "$state"
   nodes=$count
   pick_ports
+  # The marker goes first: from here on, `down` can clean up whatever a failed start leaves (the node command is
+  # added once the server is built).
+  {
+    printf 'nodes=%q\n' "$nodes"
+    printf 'base_port=%q\n' "$base_port"
+    printf 'lb_port=%q\n' "$lb_port"
+    printf 'pg_port=%q\n' "$pg_port"
+  } >"$marker"
 
   local node_command
   if [ -n "${CONNECT_NODE_COMMAND:-}" ]; then
@@ -504,14 +512,7 @@ cmd_start() {
     node_command="dotnet $(printf '%q' "$dll")"
   fi
 
-  # The marker goes first: from here on, `down` can clean up whatever a failed start leaves.
-  {
-    printf 'nodes=%q\n' "$nodes"
-    printf 'base_port=%q\n' "$base_port"
-    printf 'lb_port=%q\n' "$lb_port"
-    printf 'pg_port=%q\n' "$pg_port"
-    printf 'node_command=%q\n' "$node_command"
-  } >"$marker"
+  printf 'node_command=%q\n' "$node_command" >>"$marker"
   # The caller's environment for `restart` from another shell; it may hold secrets.
   (umask 077 && env -0 >"$state/caller.env" && head -c 32 /dev/urandom | base64 -w0 >"$state/cluster.secret")
 

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 # bubblewrap, which sandboxes content processes, nftables, which keeps content off this host's own ports, PostgreSQL
 # (the cluster store; tests start throwaway servers as a non-root user) and haproxy (the cluster's load balancer).
 packages=(python3 python3-venv python3-pip python3-flask python3-fastapi python3-uvicorn python3-websockets jupyter-nbconvert python3-ipykernel bubblewrap nftables postgresql haproxy)
+# Connect.Deploy.Tests parses deploy/terraform with an npm package run by Node.js (kept when Node.js came from elsewhere).
+command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

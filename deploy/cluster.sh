@@ -256,9 +256,11 @@ defaults
     option httplog
     # Only errors and abnormal requests: a benchmark through the balancer would otherwise fill the disk.
     option dontlog-normal
-    # A request that could not connect to a node (just killed) is tried once more on another one.
+    # A request that could not connect to a node (just killed), or whose node died before answering, is tried again
+    # on another one: retried only when it is idempotent (below), so nothing runs twice.
     retries 2
     option redispatch 1
+    retry-on all-retryable-errors
     timeout connect 3s
     timeout http-request 30s
     timeout http-keep-alive 60s
@@ -277,6 +279,8 @@ frontend connect
 
 backend nodes
     balance roundrobin
+    acl idempotent method GET HEAD OPTIONS
+    http-request disable-l7-retry unless idempotent
     option httpchk
     http-check send meth GET uri /__health__/ready ver HTTP/1.1 hdr Host 127.0.0.1
     http-check expect status 200

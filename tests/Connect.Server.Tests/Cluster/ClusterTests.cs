@@ -43,6 +43,24 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
             Assert.True(response.StatusCode == HttpStatusCode.OK, $"{name}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
         }
 
+        // A change made through one node reaches every node's cache within a second (not when its cache entry expires).
+        using (var node2Viewer = LocalCluster.Client(Cluster.Nodes["node2"], null))
+        {
+            using (var cached = await node2Viewer.GetAsync($"content/{api["guid"]}/"))
+            {
+                Assert.Equal(HttpStatusCode.OK, cached.StatusCode);
+            }
+            await admin.PatchContentAsync(api["guid"]!.GetValue<string>(), new JsonObject { ["access_type"] = "acl" });
+            var changed = Stopwatch.StartNew();
+            await Eventually.WaitAsync(async () =>
+            {
+                using var response = await node2Viewer.GetAsync($"content/{api["guid"]}/");
+                return response.StatusCode == HttpStatusCode.Unauthorized ? "refused" : null;
+            }, TimeSpan.FromSeconds(1), "node2 to refuse the now-private content within 1 s", TimeSpan.FromMilliseconds(20));
+            output.WriteLine($"settings change seen by another node after {changed.ElapsedMilliseconds} ms");
+            await admin.PatchContentAsync(api["guid"]!.GetValue<string>(), new JsonObject { ["access_type"] = "all" });
+        }
+
         // One process of the session app per node (least-loaded placement spreads them).
         var app = await admin.CreateContentAsync("cluster-session", "all", new JsonObject { ["min_processes"] = 3, ["max_processes"] = 3 });
         var guid = app["guid"]!.GetValue<string>();
@@ -206,6 +224,49 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         using var back = LocalCluster.Client(Cluster.Nodes[victim], null);
         using var again = await back.GetAsync($"content/{lost[0]}/");
         Assert.Equal(HttpStatusCode.OK, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task A_rolling_restart_under_steady_api_traffic_loses_no_request()
+    {
+        using var admin = Cluster.Admin();
+        var item = await admin.CreateContentAsync("rolling-api", "all", new JsonObject { ["min_processes"] = 2, ["max_processes"] = 3 });
+        var guid = item["guid"]!.GetValue<string>();
+        await admin.DeployAsync(guid, SessionApp.ApiBundle());
+        var errors = new ConcurrentBag<string>();
+        var served = 0;
+        using var stop = new CancellationTokenSource();
+        var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
+        {
+            using var client = LocalCluster.Client(Cluster.LoadBalancer, null);
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    using var response = await client.GetAsync($"content/{guid}/", stop.Token);
+                    if (response.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref served);
+                    else errors.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                }
+                catch (HttpRequestException e)
+                {
+                    errors.Add(e.Message);
+                }
+                await Task.Delay(10);
+            }
+        })).ToArray();
+        foreach (var node in Cluster.Nodes.Keys.ToArray())
+        {
+            await Cluster.StopAsync(node);
+            await Cluster.RestartAsync(node);
+        }
+        await stop.CancelAsync();
+        await Task.WhenAll(load);
+        output.WriteLine($"rolling restart: {served} requests served, {errors.Count} errors");
+        Assert.True(served > 100, $"only {served} requests were served");
+        Assert.True(errors.IsEmpty, $"{errors.Count} failed requests: {string.Join(" | ", errors.Distinct().Take(5))}");
     }
 
     private static async Task<Dictionary<string, string>> ActiveJobsAsync(HttpClient admin, string guid)

@@ -73,6 +73,14 @@ public interface IContentGrain : IGrainWithGuidKey
     [Alias("NodeLost")]
     Task NodeLostAsync(string silo);
 
+    /// <summary>
+    /// A front end could not connect to the node running this process. The grain asks that node itself; if the node
+    /// refuses the connection too (its process is gone), its processes are dropped at once, without waiting for the
+    /// membership to declare it dead. A node that is only slow keeps its processes.
+    /// </summary>
+    [Alias("ReportUnreachable")]
+    Task ReportUnreachableAsync(Guid processId);
+
     /// <summary>Whether the item is crash-looping (repeated failures within the window); null when it is not.</summary>
     [Alias("GetCrashLoop")]
     Task<CrashLoopState?> GetCrashLoopAsync();

@@ -200,10 +200,15 @@ public sealed partial class ContentFrontEnd(
                         case HopOutcome.Gone when pinned is null && !retried:
                             retried = true;
                             cache.ForgetProcess(item.Guid, endpoint.ProcessId);
+                            await ReportUnreachableAsync(item.Guid, endpoint.ProcessId);
                             saturated.Add(endpoint.ProcessId);
                             excluded.Add(endpoint.ProcessId);
                             continue;
                         default:
+                            if (outcome == HopOutcome.Gone)
+                            {
+                                await ReportUnreachableAsync(item.Guid, endpoint.ProcessId);
+                            }
                             await SessionEndedOrFailedAsync(context, item, pinned is not null);
                             return;
                     }
@@ -476,7 +481,8 @@ public sealed partial class ContentFrontEnd(
             }
             if (fresh.Process is { } assigned && !saturated.Contains(assigned.ProcessId))
             {
-                if (TryTake(item.Guid, [assigned], policy, underLoadFactor: true, saturated) is { } taken)
+                // Any process with room will do, this node's own first: the grain does not know where the request came in.
+                if (TryTake(item.Guid, fresh.All.Any(p => p.ProcessId == assigned.ProcessId) ? fresh.All : [assigned, .. fresh.All], policy, underLoadFactor: true, saturated) is { } taken)
                 {
                     return (taken, null);
                 }
@@ -485,6 +491,17 @@ public sealed partial class ContentFrontEnd(
             return (TryTake(item.Guid, fresh.All.Where(p => !excluded.Contains(p.ProcessId)).ToArray(), policy, underLoadFactor: false, []), null);
         }
         return (null, null);
+    }
+
+    private async Task ReportUnreachableAsync(Guid content, Guid process)
+    {
+        try
+        {
+            await grains.GetGrain<IContentGrain>(content).ReportUnreachableAsync(process);
+        }
+        catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException or ContentNotFoundException)
+        {
+        }
     }
 
     /// <summary>
@@ -499,10 +516,10 @@ public sealed partial class ContentFrontEnd(
             {
                 return await grains.GetGrain<IContentGrain>(content).AcquireProcessAsync(saturated);
             }
-            catch (Exception e) when (attempt < 8 && e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
+            catch (Exception e) when (attempt < 50 && e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
             {
                 LogGrainRetry(logger, content, e.Message);
-                await Task.Delay(TimeSpan.FromMilliseconds(250 * (attempt + 1)), time);
+                await Task.Delay(TimeSpan.FromMilliseconds(200), time);
             }
         }
     }

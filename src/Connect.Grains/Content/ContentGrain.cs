@@ -114,6 +114,34 @@ public sealed partial class ContentGrain(
         }
     }
 
+    public async Task ReportUnreachableAsync(Guid processId)
+    {
+        if (!_processes.TryGetValue(processId, out var entry) || entry.Endpoint?.Silo is not { } silo || !_probing.Add(silo))
+        {
+            return;
+        }
+        try
+        {
+            await GrainFactory.GetGrain<INodeGrain>(silo).ListProcessesAsync(Id).WaitAsync(TimeSpan.FromSeconds(1), time);
+        }
+        catch (Exception e) when (e is SiloUnavailableException or Orleans.Runtime.Messaging.ConnectionFailedException or OrleansMessageRejectionException)
+        {
+            // Refused outright: the node's process is gone. The membership will agree within seconds; viewers need not wait.
+            LogUnreachable(logger, Id, silo, e.GetType().Name);
+            await NodeLostAsync(silo);
+        }
+        catch (TimeoutException)
+        {
+            // Slow, not gone: failure detection decides.
+        }
+        finally
+        {
+            _probing.Remove(silo);
+        }
+    }
+
+    private readonly HashSet<string> _probing = new(StringComparer.Ordinal);
+
     public async Task NodeLostAsync(string silo)
     {
         var lost = _processes.Values.Where(p => p.Endpoint?.Silo == silo).ToArray();
@@ -656,6 +684,9 @@ public sealed partial class ContentGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} did not list its processes: {Error}")]
     private static partial void LogAdoptFailed(ILogger logger, Guid content, string silo, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} refused a call ({Error}); its processes are dropped")]
+    private static partial void LogUnreachable(ILogger logger, Guid content, string silo, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} left the cluster with {Count} of its processes")]
     private static partial void LogNodeLost(ILogger logger, Guid content, string silo, int count);

@@ -308,8 +308,14 @@ public sealed partial class ContentFrontEnd(
             return HopOutcome.Done;
         }
         context.Response.Clear();
-        // The node did not take the connection at all: it is gone (or going); nothing was sent to the process.
-        return error == ForwarderError.Request && IsGone(failed) ? HopOutcome.Gone : HopOutcome.Failed;
+        // The node did not take the connection at all: it is gone (or going); nothing was sent to the process. Other
+        // requests should not try it either until the membership has its say.
+        if (error == ForwarderError.Request && IsGone(failed))
+        {
+            nodes.MarkUnreachable(endpoint.Silo, TimeSpan.FromSeconds(5));
+            return HopOutcome.Gone;
+        }
+        return HopOutcome.Failed;
     }
 
     private enum HopOutcome { Done, Saturated, Gone, Failed }
@@ -338,6 +344,7 @@ public sealed partial class ContentFrontEnd(
             return;
         }
         using (scope)
+        using (remoteLoads.EnterInbound(processId))
         {
             context.Request.Path.StartsWithSegments($"{InternalRoutes.ProcessPrefix}{processText}", out var rest);
             var remainder = rest.HasValue ? rest.ToUriComponent() : "/";
@@ -559,7 +566,9 @@ public sealed partial class ContentFrontEnd(
                 saturated.Add(endpoint.ProcessId);
                 continue;
             }
-            candidates.Add((endpoint, process, process.Connections));
+            // Compared with remote processes by this node's own requests only (see RemoteLoads); the limit below still
+            // counts every connection, whichever node it came through.
+            candidates.Add((endpoint, process, Math.Max(0, process.Connections - remoteLoads.Inbound(process.Id))));
         }
         // On equal load a process on this node wins: it saves the hop.
         foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Load).ThenBy(c => c.Local is null ? 1 : 0))

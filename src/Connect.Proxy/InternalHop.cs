@@ -51,33 +51,44 @@ internal sealed class HopTransformer(string remainderPath) : HttpTransformer
 }
 
 /// <summary>
-/// This node's count of requests it has in flight to each process on another node. The other node enforces the real
-/// limit; this estimate only spreads this node's own requests and tells it when to ask for another process.
+/// This node's counts of requests in flight over the hop: those it sent to each process on another node, and those
+/// other nodes sent to each of its own processes. The node running a process enforces the real limit; these only let
+/// the front end compare like with like when it spreads its own requests — what it sent to a remote process against
+/// what its own viewers hold on a local one — and tell it when to ask for another process.
 /// </summary>
 public sealed class RemoteLoads
 {
-    private readonly ConcurrentDictionary<Guid, int> _counts = new();
+    private readonly ConcurrentDictionary<Guid, int> _outbound = new();
+    private readonly ConcurrentDictionary<Guid, int> _inbound = new();
 
-    public int Get(Guid process) => _counts.GetValueOrDefault(process);
+    /// <summary>Requests this node has in flight to a process on another node.</summary>
+    public int Get(Guid process) => _outbound.GetValueOrDefault(process);
 
-    public IDisposable Enter(Guid process)
+    /// <summary>Requests other nodes have in flight to a process of this node.</summary>
+    public int Inbound(Guid process) => _inbound.GetValueOrDefault(process);
+
+    public IDisposable Enter(Guid process) => Enter(_outbound, process);
+
+    public IDisposable EnterInbound(Guid process) => Enter(_inbound, process);
+
+    private static Scope Enter(ConcurrentDictionary<Guid, int> counts, Guid process)
     {
-        _counts.AddOrUpdate(process, 1, (_, n) => n + 1);
-        return new Scope(this, process);
+        counts.AddOrUpdate(process, 1, (_, n) => n + 1);
+        return new Scope(counts, process);
     }
 
-    private void Leave(Guid process)
+    private static void Leave(ConcurrentDictionary<Guid, int> counts, Guid process)
     {
-        while (_counts.TryGetValue(process, out var n))
+        while (counts.TryGetValue(process, out var n))
         {
-            if (n <= 1 ? _counts.TryRemove(new KeyValuePair<Guid, int>(process, n)) : _counts.TryUpdate(process, n - 1, n))
+            if (n <= 1 ? counts.TryRemove(new KeyValuePair<Guid, int>(process, n)) : counts.TryUpdate(process, n - 1, n))
             {
                 return;
             }
         }
     }
 
-    private sealed class Scope(RemoteLoads owner, Guid process) : IDisposable
+    private sealed class Scope(ConcurrentDictionary<Guid, int> counts, Guid process) : IDisposable
     {
         private int _disposed;
 
@@ -85,7 +96,7 @@ public sealed class RemoteLoads
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                owner.Leave(process);
+                Leave(counts, process);
             }
         }
     }

@@ -146,7 +146,7 @@ class Cluster:
 
 
 def wrk(url, connections, seconds):
-    out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ss" % seconds, "--latency", url], capture_output=True, text=True).stdout
+    out = subprocess.run(["wrk", "-t%d" % min(2, connections), "-c%d" % connections, "-d%ss" % seconds, "--latency", url], capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     lat = {}

@@ -33,7 +33,16 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     /// <summary>Silos the membership has declared dead: their processes are gone, whatever a cached route says.</summary>
     public void SetDeadSilos(IEnumerable<string> silos) => _dead = silos.ToHashSet(StringComparer.Ordinal);
 
-    public bool IsDead(string silo) => _dead.Contains(silo);
+    private readonly ConcurrentDictionary<string, DateTimeOffset> _unreachable = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// A node refused a call outright (its process is gone) before the membership declared it dead: treat it as dead
+    /// for a while, so that no process is placed there and no request is sent there meanwhile.
+    /// </summary>
+    public void MarkUnreachable(string silo, TimeSpan duration) => _unreachable[silo] = time.GetUtcNow() + duration;
+
+    public bool IsDead(string silo) =>
+        _dead.Contains(silo) || (_unreachable.TryGetValue(silo, out var until) && time.GetUtcNow() < until);
 
     public NodeInfo? BySilo(string silo) => _bySilo.TryGetValue(silo, out var node) ? node : null;
 
@@ -53,7 +62,7 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
         (int Processes, double Cpu, long Memory) bestScore = default;
         foreach (var silo in candidates)
         {
-            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter)
+            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter || IsDead(silo))
             {
                 continue;
             }

@@ -30,6 +30,7 @@ public sealed partial class ContentGrain(
     ContentChanges changes,
     LocalNode node,
     IClusterMembershipService membership,
+    Connect.Data.Cluster.ClusterNodes nodes,
     TimeProvider time,
     ILogger<ContentGrain> logger) : Grain, IContentGrain
 {
@@ -128,6 +129,7 @@ public sealed partial class ContentGrain(
         {
             // Refused outright: the node's process is gone. The membership will agree within seconds; viewers need not wait.
             LogUnreachable(logger, Id, silo, e.GetType().Name);
+            nodes.MarkUnreachable(silo, TimeSpan.FromSeconds(30));
             await NodeLostAsync(silo);
         }
         catch (TimeoutException)

@@ -50,16 +50,17 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     public bool IsDraining(string silo) => BySilo(silo)?.Draining == true;
 
     /// <summary>
-    /// The least-loaded eligible silo among <paramref name="candidates"/>: fewest processes (counting this node's own
-    /// placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes at
+    /// The least-loaded eligible silo among <paramref name="candidates"/>: fewest processes of the same item
+    /// (<paramref name="spreadFrom"/> lists the silos of its other processes), then fewest processes (counting this
+    /// node's own placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes at
     /// Scheduler:MaxProcessesPerNode and nodes whose heartbeat is stale are not eligible; null when none is.
     /// </summary>
-    public string? ChooseLeastLoaded(IEnumerable<string> candidates)
+    public string? ChooseLeastLoaded(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom = null)
     {
         var now = time.GetUtcNow();
         var limit = scheduler.Value.MaxProcessesPerNode;
         string? best = null;
-        (int Processes, double Cpu, long Memory) bestScore = default;
+        (int Siblings, int Processes, double Cpu, long Memory) bestScore = default;
         foreach (var silo in candidates)
         {
             if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter || IsDead(silo))
@@ -71,7 +72,9 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
             {
                 continue;
             }
-            var score = (processes, Math.Round(node.CpuLoad, 1), -node.MemoryBytes);
+            // The item's own processes first: spread over nodes, losing one node loses fewest of them.
+            var siblings = spreadFrom?.Count(s => s == silo) ?? 0;
+            var score = (siblings, processes, Math.Round(node.CpuLoad, 1), -node.MemoryBytes);
             if (best is null || score.CompareTo(bestScore) < 0)
             {
                 best = silo;

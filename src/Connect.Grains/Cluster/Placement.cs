@@ -17,11 +17,17 @@ public sealed class LeastLoadedPlacementAttribute() : PlacementAttribute(LeastLo
 
 public sealed class LeastLoadedPlacementDirector(ClusterNodes nodes) : IPlacementDirector
 {
+    /// <summary>Request-context key: the silos (comma-separated) of the item's other processes, which the new one avoids.</summary>
+    public const string SiblingsKey = "connect.siblings";
+
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
         var compatible = context.GetCompatibleSilos(target);
         var byName = compatible.ToDictionary(s => s.ToParsableString(), StringComparer.Ordinal);
-        if (nodes.ChooseLeastLoaded(byName.Keys) is { } chosen)
+        var siblings = target.RequestContextData?.TryGetValue(SiblingsKey, out var value) == true && value is string list
+            ? list.Split(',', StringSplitOptions.RemoveEmptyEntries)
+            : [];
+        if (nodes.ChooseLeastLoaded(byName.Keys, siblings) is { } chosen)
         {
             return Task.FromResult(byName[chosen]);
         }

@@ -441,7 +441,17 @@ public sealed partial class ContentGrain(
         ProcessStartResult result;
         try
         {
-            result = await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StartAsync(request);
+            // Placement spreads an item's processes over nodes: it reads where the others run from the call's context.
+            RequestContext.Set(Connect.Grains.Cluster.LeastLoadedPlacementDirector.SiblingsKey,
+                string.Join(',', _processes.Values.Where(p => p.Id != entry.Id && p.Endpoint is not null).Select(p => p.Endpoint!.Silo)));
+            try
+            {
+                result = await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StartAsync(request);
+            }
+            finally
+            {
+                RequestContext.Remove(Connect.Grains.Cluster.LeastLoadedPlacementDirector.SiblingsKey);
+            }
         }
         catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)
         {

@@ -55,6 +55,17 @@ public static class ConnectServer
 
         var paths = new DataPaths(config.Connect.DataDir, config.ScratchDirectory);
         paths.EnsureCreated();
+        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
+        try
+        {
+            await store.MigrateAsync();
+        }
+        catch (CatalogUnavailableException e)
+        {
+            // A node that cannot reach its database must not half-start: say why and stop.
+            throw new ConfigurationProblemsException([e.Message]);
+        }
+
         // The sandbox is set up before anything can run content: in Required mode a host that cannot isolate
         // content stops the server here, with every reason at once.
         // The sandbox (and the limiter it holds, which logs for the life of the node) logs through a factory made
@@ -69,18 +80,6 @@ public static class ConnectServer
             throw new ConfigurationProblemsException([.. sandboxProblems.Select(p => "Sandbox:Mode=Required, but " + p)]);
         }
         builder.Services.AddSingleton(sandbox);
-        var store = CatalogStores.Create(config.Storage, paths.DatabaseFile);
-        try
-        {
-            await store.MigrateAsync();
-        }
-        catch (CatalogUnavailableException e)
-        {
-            // A node that cannot reach its database must not half-start: say why and stop.
-            sandboxLogs.Dispose();
-            throw new ConfigurationProblemsException([e.Message]);
-        }
-
         AddServices(builder.Services, config, paths, store);
         builder.UseOrleans(silo =>
         {

@@ -14,6 +14,7 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
 {
     private volatile IReadOnlyDictionary<string, NodeInfo> _bySilo = new Dictionary<string, NodeInfo>(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _placedSinceRefresh = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _refusedSinceRefresh = new(StringComparer.Ordinal);
 
     /// <summary>How old a heartbeat may be before the node is left out of placement.</summary>
     public TimeSpan StaleAfter { get; set; } = TimeSpan.FromSeconds(10);
@@ -26,7 +27,14 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
             .GroupBy(n => n.SiloAddress, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.MaxBy(n => n.Heartbeat)!, StringComparer.Ordinal);
         _placedSinceRefresh.Clear();
+        _refusedSinceRefresh.Clear();
     }
+
+    /// <summary>
+    /// The node on this silo refused a start (full or draining, which its last heartbeat did not show yet). It is left
+    /// out until the next refresh: otherwise the same stale numbers would send the retry straight back to it.
+    /// </summary>
+    public void Refused(string silo) => _refusedSinceRefresh[silo] = 0;
 
     private volatile IReadOnlySet<string> _dead = new HashSet<string>(StringComparer.Ordinal);
 
@@ -43,7 +51,8 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     /// <summary>
     /// The least-loaded eligible silo among <paramref name="candidates"/>: fewest processes (counting this node's own
     /// placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes at
-    /// Scheduler:MaxProcessesPerNode and nodes whose heartbeat is stale are not eligible; null when none is.
+    /// Scheduler:MaxProcessesPerNode, nodes whose heartbeat is stale and nodes that refused a start since the last refresh
+    /// are not eligible; null when none is.
     /// </summary>
     public string? ChooseLeastLoaded(IEnumerable<string> candidates)
     {
@@ -53,7 +62,7 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
         (int Processes, double Cpu, long Memory) bestScore = default;
         foreach (var silo in candidates)
         {
-            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter)
+            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter || _refusedSinceRefresh.ContainsKey(silo))
             {
                 continue;
             }

@@ -136,6 +136,9 @@ public sealed class GrainCluster : IAsyncDisposable
 
     public string SiloName(int silo) => Silos[silo].SiloAddress.ToParsableString();
 
+    /// <summary>The node's name, known even after its silo died (as the registry row still is).</summary>
+    public string NodeName(int silo) => "node-" + Silos[silo].Name;
+
     public int IndexOf(string silo) => Silos.Select(s => s.SiloAddress.ToParsableString()).ToList().IndexOf(silo);
 
     public IEnumerable<int> LiveSilos => Enumerable.Range(0, Silos.Count).Where(i => Silos[i].IsActive);
@@ -146,7 +149,7 @@ public sealed class GrainCluster : IAsyncDisposable
     public void FeedLoads(params Load[] loads)
     {
         var now = Time.GetUtcNow();
-        var rows = loads.Select(l => new NodeInfo(Host(l.Silo).NodeName, SiloName(l.Silo), "", l.Processes, 8L << 30, 0.1, l.Draining, now, now)).ToArray();
+        var rows = loads.Select(l => new NodeInfo(NodeName(l.Silo), SiloName(l.Silo), "", l.Processes, 8L << 30, 0.1, l.Draining, now, now)).ToArray();
         foreach (var silo in LiveSilos)
         {
             Silos[silo].ServiceProvider.GetRequiredService<ClusterNodes>().Update(rows);

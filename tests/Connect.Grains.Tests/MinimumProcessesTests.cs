@@ -70,6 +70,58 @@ public sealed class MinimumProcessesTests(SharedCluster shared) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Repeated_failures_back_off_doubling_and_end_in_a_crash_loop_until_a_start_succeeds()
+    {
+        var content = await _cluster.CreateContentAsync(min: 1, max: 3);
+        var grain = _cluster.Content(content);
+        _cluster.Nodes.FailNextStarts(content, 5, "SyntaxError: invalid syntax");
+
+        await grain.EnsureMinimumAsync();
+        // Holds of 10, 20, 40 and 60 s (the ceiling) between the five failed starts; none comes a second early.
+        foreach (var (hold, attempt) in new[] { (10, 2), (20, 3), (40, 4), (60, 5) })
+        {
+            await _cluster.Nodes.WaitUntilAsync(() => _cluster.Starts(content) == attempt - 1, $"start {attempt - 1} was attempted");
+            // Returns once the failure is recorded (it waits for a start in flight), so the hold runs from now.
+            Assert.Equal("SyntaxError: invalid syntax", (await grain.AcquireProcessAsync([])).Error);
+            Assert.Null(await grain.GetCrashLoopAsync());
+            _cluster.Time.Advance(TimeSpan.FromSeconds(hold - 1));
+            Assert.Equal("SyntaxError: invalid syntax", (await grain.AcquireProcessAsync([])).Error);
+            Assert.Equal(attempt - 1, _cluster.Starts(content));
+            _cluster.FeedEqualLoads();
+            _cluster.Time.Advance(TimeSpan.FromSeconds(1));
+        }
+        await _cluster.Nodes.WaitUntilAsync(() => _cluster.Starts(content) == 5, "start 5 was attempted");
+        var loop = await WaitForCrashLoopAsync(grain);
+        Assert.Equal(5, loop.Failures);
+        Assert.Equal("SyntaxError: invalid syntax", loop.LastError);
+        var route = await grain.AcquireProcessAsync([]);
+        Assert.True(route.CrashLoop);
+        Assert.Contains("failed 5 times", route.Error);
+
+        // After the last hold a start succeeds, and the item is no longer reported as crash-looping.
+        _cluster.FeedEqualLoads();
+        _cluster.Time.Advance(TimeSpan.FromSeconds(60));
+        await _cluster.Nodes.WaitUntilAsync(() => _cluster.Running(content).Count == 1, "the minimum process runs again");
+        await _cluster.KnownProcessesAsync(content, 1);
+        Assert.Null(await grain.GetCrashLoopAsync());
+    }
+
+    /// <summary>The fifth failure is recorded when the failed start's answer reaches the grain, just after the host saw it.</summary>
+    private static async Task<CrashLoopState> WaitForCrashLoopAsync(IContentGrain grain)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            if (await grain.GetCrashLoopAsync() is { } loop)
+            {
+                return loop;
+            }
+            Assert.True(DateTime.UtcNow < deadline, "the item was not reported as crash-looping");
+            await Task.Delay(10);
+        }
+    }
+
+    [Fact]
     public async Task A_start_refused_by_a_full_node_is_placed_on_another_without_counting_a_failure()
     {
         // The registry (a heartbeat old) says B is empty; B itself is full and refuses.

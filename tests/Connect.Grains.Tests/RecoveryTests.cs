@@ -70,6 +70,42 @@ public sealed class RecoveryTests : IAsyncLifetime
         await Assert.ThrowsAnyAsync<Exception>(() => dead.ListProcessesAsync(content).WaitAsync(TimeSpan.FromSeconds(20)));
     }
 
+    [Fact]
+    public async Task Processes_of_a_node_that_dies_under_a_surviving_content_grain_are_dropped_and_replaced()
+    {
+        var content = await _cluster.CreateContentAsync(min: 3, max: 3);
+        var grain = _cluster.Content(content);
+        Assert.Empty(await grain.GetProcessesAsync());
+        Assert.True(_cluster.Cluster.TryGetGrainContext(grain.GetGrainId(), out var activation));
+        var home = _cluster.IndexOf(activation.Address.SiloAddress!.ToParsableString());
+        var doomed = _cluster.LiveSilos.First(s => s != home);
+        var survivors = _cluster.LiveSilos.Where(s => s != doomed).ToArray();
+        _cluster.FeedEqualLoads();
+        await grain.EnsureMinimumAsync();
+        await _cluster.Nodes.WaitUntilAsync(() => _cluster.LiveSilos.All(s => _cluster.Host(s).Running(content).Count == 1), "one process runs on each node");
+        await _cluster.KnownProcessesAsync(content, 3);
+        var deadSilo = _cluster.SiloName(doomed);
+        var deadAddress = _cluster.Silos[doomed].SiloAddress;
+
+        _cluster.Host(doomed).Die();
+        await _cluster.Cluster.KillSiloAsync(_cluster.Silos[doomed]);
+        await WaitUntilDeclaredDeadAsync(deadAddress, survivors);
+        // Until the loss is handled the registry still lists the dead node, as the emptiest one: placement must
+        // not pick it (it is no longer a compatible silo).
+        _cluster.FeedLoads(new Load(doomed, 0), new Load(survivors[0], 1), new Load(survivors[1], 1));
+        await grain.NodeLostAsync(deadSilo);
+
+        await _cluster.Nodes.WaitUntilAsync(() => _cluster.Running(content).Count == 3, "three processes run on the survivors");
+        var known = await _cluster.KnownProcessesAsync(content, 3);
+        Assert.DoesNotContain(known, p => p.Silo == deadSilo);
+        Assert.Equal(_cluster.Running(content).Select(r => r.Process.Id).Order(), known.Select(p => p.ProcessId).Order());
+        Assert.True(_cluster.Cluster.TryGetGrainContext(grain.GetGrainId(), out var still));
+        Assert.Equal(activation, still);
+        // A lost node is not the content's failure.
+        Assert.Null(await grain.GetCrashLoopAsync());
+        Assert.Null((await grain.AcquireProcessAsync([])).Error);
+    }
+
     /// <summary>Failure detection is Orleans's, on real time: about a second with the probes configured here.</summary>
     private async Task WaitUntilDeclaredDeadAsync(SiloAddress dead, IEnumerable<int> survivors)
     {

@@ -15,6 +15,11 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     private volatile IReadOnlyDictionary<string, NodeInfo> _bySilo = new Dictionary<string, NodeInfo>(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _placedSinceRefresh = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, byte> _refusedSinceRefresh = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Orleans runs placements on several workers at once, so a burst of starts chooses concurrently: each choice and
+    /// its count must be one step, or two choices read the same counts and pile onto one node.
+    /// </summary>
+    private readonly Lock _placing = new();
 
     /// <summary>How old a heartbeat may be before the node is left out of placement.</summary>
     public TimeSpan StaleAfter { get; set; } = TimeSpan.FromSeconds(10);
@@ -23,11 +28,15 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
 
     public void Update(IReadOnlyList<NodeInfo> nodes)
     {
-        _bySilo = nodes.Where(n => !string.IsNullOrEmpty(n.SiloAddress))
+        var bySilo = nodes.Where(n => !string.IsNullOrEmpty(n.SiloAddress))
             .GroupBy(n => n.SiloAddress, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.MaxBy(n => n.Heartbeat)!, StringComparer.Ordinal);
-        _placedSinceRefresh.Clear();
-        _refusedSinceRefresh.Clear();
+        lock (_placing)
+        {
+            _bySilo = bySilo;
+            _placedSinceRefresh.Clear();
+            _refusedSinceRefresh.Clear();
+        }
     }
 
     /// <summary>
@@ -58,11 +67,20 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     {
         var now = time.GetUtcNow();
         var limit = scheduler.Value.MaxProcessesPerNode;
+        lock (_placing)
+        {
+            return ChooseAndCount(candidates, now, limit);
+        }
+    }
+
+    private string? ChooseAndCount(IEnumerable<string> candidates, DateTimeOffset now, int limit)
+    {
+        var bySilo = _bySilo;
         string? best = null;
         (int Processes, double Cpu, long Memory) bestScore = default;
         foreach (var silo in candidates)
         {
-            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter || _refusedSinceRefresh.ContainsKey(silo))
+            if (!bySilo.TryGetValue(silo, out var node) || node.Draining || now - node.Heartbeat > StaleAfter || _refusedSinceRefresh.ContainsKey(silo))
             {
                 continue;
             }

@@ -124,12 +124,30 @@ public sealed class GrainCluster : IAsyncDisposable
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
+        await WaitUntilEverySiloSeesAllAsync(cluster, silos);
         var grains = new GrainCluster(cluster, time, store, nodes, directory)
         {
             Silos = cluster.Silos.ToArray(),
         };
         grains._owner = (await store.CreateUserAsync(new NewUser("owner", UserRoles.Publisher, time.GetUtcNow()))).Guid;
         return grains;
+    }
+
+    /// <summary>
+    /// Placement picks among the silos its own silo knows to be active; right after deployment a silo may not know all
+    /// the others yet, and would keep every process to itself. Membership needs time, so this polls, with a deadline.
+    /// </summary>
+    private static async Task WaitUntilEverySiloSeesAllAsync(InProcessTestCluster cluster, int count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!cluster.Silos.All(s => s.ServiceProvider.GetRequiredService<ISiloStatusOracle>().GetActiveSilos().Length == count))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"the {count} silos did not all see each other as active within 20 s");
+            }
+            await Task.Delay(20);
+        }
     }
 
     public FakeProcessHost Host(int silo) => Silos[silo].ServiceProvider.GetRequiredService<FakeProcessHost>();

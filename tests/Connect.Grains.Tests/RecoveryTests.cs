@@ -82,7 +82,8 @@ public sealed class RecoveryTests : IAsyncLifetime
         var survivors = _cluster.LiveSilos.Where(s => s != doomed).ToArray();
         _cluster.FeedEqualLoads();
         await grain.EnsureMinimumAsync();
-        await _cluster.Nodes.WaitUntilAsync(() => _cluster.LiveSilos.All(s => _cluster.Host(s).Running(content).Count == 1), "one process runs on each node");
+        await _cluster.Nodes.WaitUntilAsync(() => _cluster.LiveSilos.All(s => _cluster.Host(s).Running(content).Count == 1), "one process runs on each node",
+            state: () => "running per node: " + string.Join(", ", _cluster.LiveSilos.Select(s => _cluster.Host(s).Running(content).Count)) + $"; starts {_cluster.Starts(content)}");
         await _cluster.KnownProcessesAsync(content, 3);
         var deadSilo = _cluster.SiloName(doomed);
         var deadAddress = _cluster.Silos[doomed].SiloAddress;

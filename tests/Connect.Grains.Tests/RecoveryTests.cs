@@ -67,7 +67,9 @@ public sealed class RecoveryTests : IAsyncLifetime
 
         // A node grain for the dead silo cannot exist anywhere else: asking it fails rather than answering empty.
         var dead = _cluster.Client.GetGrain<INodeGrain>(deadSilo);
-        await Assert.ThrowsAnyAsync<Exception>(() => dead.ListProcessesAsync(content).WaitAsync(TimeSpan.FromSeconds(20)));
+        var failure = await Assert.ThrowsAnyAsync<Exception>(() => dead.ListProcessesAsync(content).WaitAsync(TimeSpan.FromSeconds(20)));
+        Assert.IsType<SiloUnavailableException>(failure);
+        Assert.Contains(deadSilo, failure.Message);
     }
 
     [Fact]

@@ -11,4 +11,12 @@ public interface INodeGrain : IGrainWithStringKey
     /// <summary>The ready processes of this content item on this node.</summary>
     [Alias("ListProcesses")]
     Task<IReadOnlyList<ProcessEndpoint>> ListProcessesAsync(Guid content);
+
+    /// <summary>
+    /// Stops a process this node runs (nothing if it does not). The way to stop a running process: its process grain
+    /// may have been collected since it started, and a new activation of it would be placed on whichever node is least
+    /// loaded by then, not necessarily this one.
+    /// </summary>
+    [Alias("StopProcess")]
+    Task StopProcessAsync(Guid processId);
 }

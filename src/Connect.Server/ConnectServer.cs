@@ -210,6 +210,7 @@ public static class ConnectServer
         services.AddSingleton<DeploymentPipeline>();
         services.AddSingleton(sp => new ProcessSupervisor(sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<ProcessSupervisor>>()));
         services.AddSingleton<ContentProcessHost>();
+        services.AddSingleton<IProcessHost>(sp => sp.GetRequiredService<ContentProcessHost>());
         services.AddSingleton<GrainProcessOwner>();
         services.AddContentFrontEnd();
     }

@@ -14,6 +14,12 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
 {
     private volatile IReadOnlyDictionary<string, NodeInfo> _bySilo = new Dictionary<string, NodeInfo>(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int> _placedSinceRefresh = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _refusedSinceRefresh = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Orleans runs placements on several workers at once, so a burst of starts chooses concurrently: each choice and
+    /// its count must be one step, or two choices read the same counts and pile onto one node.
+    /// </summary>
+    private readonly Lock _placing = new();
 
     /// <summary>How old a heartbeat may be before the node is left out of placement.</summary>
     public TimeSpan StaleAfter { get; set; } = TimeSpan.FromSeconds(10);
@@ -22,11 +28,22 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
 
     public void Update(IReadOnlyList<NodeInfo> nodes)
     {
-        _bySilo = nodes.Where(n => !string.IsNullOrEmpty(n.SiloAddress))
+        var bySilo = nodes.Where(n => !string.IsNullOrEmpty(n.SiloAddress))
             .GroupBy(n => n.SiloAddress, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.MaxBy(n => n.Heartbeat)!, StringComparer.Ordinal);
-        _placedSinceRefresh.Clear();
+        lock (_placing)
+        {
+            _bySilo = bySilo;
+            _placedSinceRefresh.Clear();
+            _refusedSinceRefresh.Clear();
+        }
     }
+
+    /// <summary>
+    /// The node on this silo refused a start (full or draining, which its last heartbeat did not show yet). It is left
+    /// out until the next refresh: otherwise the same stale numbers would send the retry straight back to it.
+    /// </summary>
+    public void Refused(string silo) => _refusedSinceRefresh[silo] = 0;
 
     private volatile IReadOnlySet<string> _dead = new HashSet<string>(StringComparer.Ordinal);
 
@@ -52,18 +69,29 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     /// <summary>
     /// The least-loaded eligible silo among <paramref name="candidates"/>: fewest processes of the same item
     /// (<paramref name="spreadFrom"/> lists the silos of its other processes), then fewest processes (counting this
-    /// node's own placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes at
-    /// Scheduler:MaxProcessesPerNode and nodes whose heartbeat is stale are not eligible; null when none is.
+    /// node's own placements since the last refresh), then lowest CPU load, then most free memory. Draining nodes, nodes
+    /// at Scheduler:MaxProcessesPerNode, nodes whose heartbeat is stale, nodes that refused a start since the last
+    /// refresh and nodes that are dead or refused a connection are not eligible; null when none is.
     /// </summary>
     public string? ChooseLeastLoaded(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom = null)
     {
         var now = time.GetUtcNow();
         var limit = scheduler.Value.MaxProcessesPerNode;
+        lock (_placing)
+        {
+            return ChooseAndCount(candidates, spreadFrom, now, limit);
+        }
+    }
+
+    private string? ChooseAndCount(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom, DateTimeOffset now, int limit)
+    {
+        var bySilo = _bySilo;
         string? best = null;
         (int Siblings, int Processes, double Cpu, long Memory) bestScore = default;
         foreach (var silo in candidates)
         {
-            if (BySilo(silo) is not { } node || node.Draining || now - node.Heartbeat > StaleAfter || IsDead(silo))
+            if (!bySilo.TryGetValue(silo, out var node) || node.Draining || now - node.Heartbeat > StaleAfter
+                || _refusedSinceRefresh.ContainsKey(silo) || IsDead(silo))
             {
                 continue;
             }

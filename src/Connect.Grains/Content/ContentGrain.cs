@@ -29,8 +29,8 @@ public sealed partial class ContentGrain(
     IOptions<ConnectOptions> options,
     ContentChanges changes,
     LocalNode node,
-    IClusterMembershipService membership,
     Connect.Data.Cluster.ClusterNodes nodes,
+    IClusterMembershipService membership,
     TimeProvider time,
     ILogger<ContentGrain> logger) : Grain, IContentGrain
 {
@@ -51,6 +51,16 @@ public sealed partial class ContentGrain(
     private long? _buildingBundle;
     private CancellationTokenSource? _deployCancel;
     private IGrainTimer? _retryMinimum;
+    /// <summary>Starts refused by their node (full, draining, gone) since the last one that started.</summary>
+    private int _unplacedInARow;
+    /// <summary>Until then min_processes waits: every node refused the last starts, and asking again at once would loop.</summary>
+    private DateTimeOffset _placementPauseUntil = DateTimeOffset.MinValue;
+
+    /// <summary>Refusals in a row that are placed again at once; each leaves the refusing node out of the next choice.</summary>
+    private const int ImmediatePlacements = 3;
+
+    /// <summary>After that, a few heartbeats, so that the registry shows which nodes have room again.</summary>
+    private static readonly TimeSpan PlacementPause = TimeSpan.FromSeconds(5);
 
     private Guid Id => this.GetPrimaryKey();
 
@@ -465,6 +475,22 @@ public sealed partial class ContentGrain(
             // The exception text stays in the server log: the 502 page is seen by viewers.
             result = new ProcessStartResult { Started = false, Error = "the process could not be started because of an internal error" };
         }
+        if (result.NodeUnavailable)
+        {
+            if (!string.IsNullOrEmpty(result.Silo))
+            {
+                nodes.Refused(result.Silo);
+            }
+            if (++_unplacedInARow >= ImmediatePlacements)
+            {
+                _placementPauseUntil = time.GetUtcNow() + PlacementPause;
+                LogPlacementPaused(logger, Id, _unplacedInARow, PlacementPause.TotalSeconds, result.Error ?? "");
+            }
+        }
+        else if (result.Started)
+        {
+            _unplacedInARow = 0;
+        }
         if (result.Started && _processes.ContainsKey(entry.Id))
         {
             entry.Endpoint = new ProcessEndpoint(entry.Id, entry.JobKey, result.Silo, result.Port, entry.BundleId, result.Node, result.InternalUrl);
@@ -493,7 +519,7 @@ public sealed partial class ContentGrain(
             else
             {
                 // Stopped (redeploy, delete) while it was starting: it has no one to serve.
-                await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StopAsync();
+                await StopProcessAsync(entry.Id, result.Silo);
             }
         }
         return result;
@@ -540,7 +566,7 @@ public sealed partial class ContentGrain(
         }
         _processes.Remove(entry.Id);
         UpdateKeepAlive();
-        await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StopAsync();
+        await StopProcessAsync(entry.Id, entry.Endpoint?.Silo);
         return true;
     }
 
@@ -557,15 +583,17 @@ public sealed partial class ContentGrain(
             return Task.CompletedTask;
         }
         var now = time.GetUtcNow();
-        if (now < _holdUntil)
+        var notBefore = _holdUntil > _placementPauseUntil ? _holdUntil : _placementPauseUntil;
+        if (now < notBefore)
         {
-            // A process that keeps failing is retried after the backoff, not in a tight loop.
+            // A process that keeps failing is retried after the backoff, one no node takes after the pause: not in a
+            // tight loop.
             _retryMinimum ??= this.RegisterGrainTimer(async () =>
             {
                 _retryMinimum?.Dispose();
                 _retryMinimum = null;
                 await EnsureMinimumAsync();
-            }, new GrainTimerCreationOptions { DueTime = _holdUntil - now, Period = Timeout.InfiniteTimeSpan, Interleave = true });
+            }, new GrainTimerCreationOptions { DueTime = notBefore - now, Period = Timeout.InfiniteTimeSpan, Interleave = true });
             return Task.CompletedTask;
         }
         while (_processes.Count < _policy.MinProcesses)
@@ -663,9 +691,32 @@ public sealed partial class ContentGrain(
             // A start in flight finishes first; its continuation sees the entry gone and stops the process.
             if (e.Endpoint is not null)
             {
-                await GrainFactory.GetGrain<IProcessGrain>(e.Id).StopAsync();
+                await StopProcessAsync(e.Id, e.Endpoint.Silo);
             }
         }));
+    }
+
+    /// <summary>
+    /// Stops a process through the node that runs it, named by its silo: its process grain may have been collected since
+    /// (or this activation adopted the process), and a new activation of that grain would be placed on whichever node is
+    /// least loaded now. Only a process whose start has not answered yet is stopped through its grain, which is busy
+    /// starting it and takes the stop after. A node that cannot be reached has left, and its processes with it.
+    /// </summary>
+    private async Task StopProcessAsync(Guid processId, string? silo)
+    {
+        if (string.IsNullOrEmpty(silo))
+        {
+            await GrainFactory.GetGrain<IProcessGrain>(processId).StopAsync();
+            return;
+        }
+        try
+        {
+            await GrainFactory.GetGrain<INodeGrain>(silo).StopProcessAsync(processId);
+        }
+        catch (Exception e) when (e is OrleansException or TimeoutException)
+        {
+            LogStopNodeLost(logger, Id, silo, e.Message);
+        }
     }
 
     /// <summary>
@@ -702,6 +753,12 @@ public sealed partial class ContentGrain(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} left the cluster with {Count} of its processes")]
     private static partial void LogNodeLost(ILogger logger, Guid content, string silo, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: node {Silo} could not be asked to stop a process: {Error}")]
+    private static partial void LogStopNodeLost(ILogger logger, Guid content, string silo, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: {Count} starts in a row refused by their nodes; min_processes waits {Seconds} s: {Error}")]
+    private static partial void LogPlacementPaused(ILogger logger, Guid content, int count, double seconds, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Content {Content}: the node starting a process left: {Error}")]
     private static partial void LogStartNodeLost(ILogger logger, Guid content, string error);

@@ -28,9 +28,18 @@ public sealed partial class ContentProcessHost(
     Microsoft.Extensions.Options.IOptions<ConnectOptions> options,
     LocalNode node,
     TimeProvider time,
-    ILogger<ContentProcessHost> logger)
+    ILogger<ContentProcessHost> logger) : IProcessHost
 {
     public string NodeName => node.Name;
+
+    public int Count => supervisor.Count;
+
+    public Task StopAsync(Guid processId) => supervisor.StopAsync(processId);
+
+    public IReadOnlyList<HostedProcess> ListProcesses(Guid content) => supervisor.Processes
+        .Where(p => p.ContentGuid == content && !p.StopRequested && !p.Handle.HasExited)
+        .Select(p => new HostedProcess(p.Id, p.JobKey, p.Port, p.BundleId))
+        .ToArray();
 
     public async Task<ProcessStartResult> StartAsync(Guid processId, ProcessStartRequest request, string silo, CancellationToken ct)
     {

@@ -2,18 +2,17 @@ using Connect.Abstractions;
 using Connect.Core.Hosting;
 using Connect.Core.Model;
 using Connect.Grains.Cluster;
-using Connect.Runtime.Supervision;
 using Microsoft.Extensions.Options;
 
 namespace Connect.Grains.Processes;
 
 /// <summary>
 /// The grain face of one OS process. Placed on the least-loaded node that can take it and immovable, since the
-/// process cannot follow a migration: the node's supervisor owns the process, the grain only relays to it.
+/// process cannot follow a migration: the node's process host owns the process, the grain only relays to it.
 /// </summary>
 [LeastLoadedPlacement]
 [Orleans.Placement.Immovable]
-public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supervisor, LocalNode node, IOptions<SchedulerDefaults> scheduler) : Grain, IProcessGrain
+public sealed class ProcessGrain(IProcessHost host, LocalNode node, IOptions<SchedulerDefaults> scheduler) : Grain, IProcessGrain
 {
     private ProcessStartResult? _result;
 
@@ -24,13 +23,15 @@ public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supe
             return _result;
         }
         // Placement read a registry up to a heartbeat old: the node itself has the last word.
-        if (node.Draining || supervisor.Count >= scheduler.Value.MaxProcessesPerNode)
+        if (node.Draining || host.Count >= scheduler.Value.MaxProcessesPerNode)
         {
             DeactivateOnIdle();
             return new ProcessStartResult
             {
                 Started = false,
                 NodeUnavailable = true,
+                // Named so that the ContentGrain's placement leaves this node out of the retry.
+                Silo = node.Silo,
                 Node = node.Name,
                 Error = node.Draining ? $"node {node.Name} is draining" : $"node {node.Name} runs its maximum of {scheduler.Value.MaxProcessesPerNode} processes",
             };
@@ -49,7 +50,7 @@ public sealed class ProcessGrain(ContentProcessHost host, ProcessSupervisor supe
     public async Task StopAsync()
     {
         var processId = this.GetPrimaryKey();
-        await Task.Run(() => supervisor.StopAsync(processId));
+        await Task.Run(() => host.StopAsync(processId));
         DeactivateOnIdle();
     }
 }

@@ -75,6 +75,7 @@ public sealed class GrainCluster : IAsyncDisposable
         var paths = new DataPaths(Path.Combine(directory, "data"));
 
         var builder = new InProcessTestClusterBuilder(silos);
+        // Orleans's own logs, under logs/ next to the test binary, only when asked for (GRAIN_TEST_LOGS=1): a failing test's trail.
         builder.Options.ConfigureFileLogging = Environment.GetEnvironmentVariable("GRAIN_TEST_LOGS") == "1";
         builder.ConfigureSiloHost((options, host) =>
         {

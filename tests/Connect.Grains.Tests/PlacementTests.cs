@@ -32,19 +32,35 @@ public sealed class PlacementTests(SharedCluster shared) : IAsyncLifetime
     [Fact]
     public async Task Processes_go_to_the_least_loaded_node_first_counting_the_ones_placed_since()
     {
-        // A=5, B=0, C=2: B first; B again (1 < 2); then B and C alternate at equal counts; A (5) gets nothing.
+        // A=5, B=0, C=2, one process for each of six items: B first; B again (1 < 2); then B and C alternate at equal
+        // counts; A (5) gets nothing.
         _cluster.FeedLoads(new Load(0, 5), new Load(1, 0), new Load(2, 2));
-        var content = await _cluster.CreateContentAsync(min: 0, max: 10);
-
-        var started = await StartProcessesAsync(_cluster.Content(content), 6);
+        var started = new List<ProcessEndpoint>();
+        var items = new List<Guid>();
+        for (var i = 0; i < 6; i++)
+        {
+            items.Add(await _cluster.CreateContentAsync(min: 0, max: 1));
+            started.AddRange(await StartProcessesAsync(_cluster.Content(items[^1]), 1));
+        }
 
         Assert.Equal(_cluster.SiloName(1), started[0].Silo);
         Assert.Equal(_cluster.SiloName(1), started[1].Silo);
         Assert.Equal(4, started.Count(p => p.Silo == _cluster.SiloName(1)));
         Assert.Equal(2, started.Count(p => p.Silo == _cluster.SiloName(2)));
-        Assert.Empty(_cluster.Host(0).Running(content));
-        Assert.Equal(4, _cluster.Host(1).Running(content).Count);
-        Assert.Equal(2, _cluster.Host(2).Running(content).Count);
+        Assert.All(items, item => Assert.Empty(_cluster.Host(0).Running(item)));
+    }
+
+    [Fact]
+    public async Task An_items_processes_spread_over_nodes_before_load_decides()
+    {
+        // A=5, B=0, C=2 and six processes of one item: one per node first (least loaded first: B, C, A), then again.
+        _cluster.FeedLoads(new Load(0, 5), new Load(1, 0), new Load(2, 2));
+        var content = await _cluster.CreateContentAsync(min: 0, max: 10);
+
+        var started = await StartProcessesAsync(_cluster.Content(content), 6);
+
+        Assert.Equal([_cluster.SiloName(1), _cluster.SiloName(2), _cluster.SiloName(0)], started.Take(3).Select(p => p.Silo));
+        Assert.All(_cluster.LiveSilos, silo => Assert.Equal(2, _cluster.Host(silo).Running(content).Count));
     }
 
     [Fact]

@@ -73,17 +73,45 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
     /// at Scheduler:MaxProcessesPerNode, nodes whose heartbeat is stale, nodes that refused a start since the last
     /// refresh and nodes that are dead or refused a connection are not eligible; null when none is.
     /// </summary>
-    public string? ChooseLeastLoaded(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom = null)
+    public string? ChooseLeastLoaded(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom = null, string? item = null)
     {
         var now = time.GetUtcNow();
         var limit = scheduler.Value.MaxProcessesPerNode;
         lock (_placing)
         {
-            return ChooseAndCount(candidates, spreadFrom, now, limit);
+            // Starts of one item issued together (min_processes) are placed before any of them is ready: the silos
+            // chosen for the item in the last seconds count as its processes too.
+            var recent = item is null ? null : RecentFor(item, now);
+            var best = ChooseAndCount(candidates, spreadFrom, recent, now, limit);
+            if (best is not null && recent is not null)
+            {
+                recent.Add((best, now));
+            }
+            return best;
         }
     }
 
-    private string? ChooseAndCount(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom, DateTimeOffset now, int limit)
+    private readonly Dictionary<string, List<(string Silo, DateTimeOffset At)>> _recentByItem = new(StringComparer.Ordinal);
+
+    private List<(string Silo, DateTimeOffset At)> RecentFor(string item, DateTimeOffset now)
+    {
+        foreach (var key in _recentByItem.Where(kv => kv.Value.All(p => now - p.At > RecentPlacement)).Select(kv => kv.Key).ToArray())
+        {
+            _recentByItem.Remove(key);
+        }
+        if (!_recentByItem.TryGetValue(item, out var list))
+        {
+            _recentByItem[item] = list = [];
+        }
+        list.RemoveAll(p => now - p.At > RecentPlacement);
+        return list;
+    }
+
+    /// <summary>Longer than a process start takes: by then the item's grain lists the process among its own.</summary>
+    private static readonly TimeSpan RecentPlacement = TimeSpan.FromSeconds(15);
+
+    private string? ChooseAndCount(IEnumerable<string> candidates, IReadOnlyCollection<string>? spreadFrom,
+        List<(string Silo, DateTimeOffset At)>? recent, DateTimeOffset now, int limit)
     {
         var bySilo = _bySilo;
         string? best = null;
@@ -101,7 +129,7 @@ public sealed class ClusterNodes(IOptions<SchedulerDefaults> scheduler, TimeProv
                 continue;
             }
             // The item's own processes first: spread over nodes, losing one node loses fewest of them.
-            var siblings = spreadFrom?.Count(s => s == silo) ?? 0;
+            var siblings = Math.Max(spreadFrom?.Count(s => s == silo) ?? 0, recent?.Count(p => p.Silo == silo) ?? 0);
             var score = (siblings, processes, Math.Round(node.CpuLoad, 1), -node.MemoryBytes);
             if (best is null || score.CompareTo(bestScore) < 0)
             {

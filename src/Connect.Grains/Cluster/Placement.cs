@@ -20,6 +20,9 @@ public sealed class LeastLoadedPlacementDirector(ClusterNodes nodes) : IPlacemen
     /// <summary>Request-context key: the silos (comma-separated) of the item's other processes, which the new one avoids.</summary>
     public const string SiblingsKey = "connect.siblings";
 
+    /// <summary>Request-context key: the item the process is for (its starts issued together are spread too).</summary>
+    public const string ItemKey = "connect.item";
+
     public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
     {
         var compatible = context.GetCompatibleSilos(target);
@@ -27,7 +30,8 @@ public sealed class LeastLoadedPlacementDirector(ClusterNodes nodes) : IPlacemen
         var siblings = target.RequestContextData?.TryGetValue(SiblingsKey, out var value) == true && value is string list
             ? list.Split(',', StringSplitOptions.RemoveEmptyEntries)
             : [];
-        if (nodes.ChooseLeastLoaded(byName.Keys, siblings) is { } chosen)
+        var item = target.RequestContextData?.TryGetValue(ItemKey, out var id) == true ? id as string : null;
+        if (nodes.ChooseLeastLoaded(byName.Keys, siblings, item) is { } chosen)
         {
             return Task.FromResult(byName[chosen]);
         }

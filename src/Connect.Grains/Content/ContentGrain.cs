@@ -454,6 +454,7 @@ public sealed partial class ContentGrain(
             // Placement spreads an item's processes over nodes: it reads where the others run from the call's context.
             RequestContext.Set(Connect.Grains.Cluster.LeastLoadedPlacementDirector.SiblingsKey,
                 string.Join(',', _processes.Values.Where(p => p.Id != entry.Id && p.Endpoint is not null).Select(p => p.Endpoint!.Silo)));
+            RequestContext.Set(Connect.Grains.Cluster.LeastLoadedPlacementDirector.ItemKey, Id.ToString("N"));
             try
             {
                 result = await GrainFactory.GetGrain<IProcessGrain>(entry.Id).StartAsync(request);
@@ -461,6 +462,7 @@ public sealed partial class ContentGrain(
             finally
             {
                 RequestContext.Remove(Connect.Grains.Cluster.LeastLoadedPlacementDirector.SiblingsKey);
+                RequestContext.Remove(Connect.Grains.Cluster.LeastLoadedPlacementDirector.ItemKey);
             }
         }
         catch (Exception e) when (e is SiloUnavailableException or OrleansMessageRejectionException or TimeoutException)

@@ -273,7 +273,8 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
     private static async Task<Dictionary<string, string>> ActiveJobsAsync(HttpClient admin, string guid)
     {
         var jobs = (await admin.GetFromJsonAsync<JsonArray>($"__api__/v1/content/{guid}/jobs"))!;
-        return jobs.Where(j => j!["end_time"] is null).ToDictionary(j => j!["key"]!.GetValue<string>(), j => j!["hostname"]!.GetValue<string>());
+        // A job is recorded when its process is launched and gets its pid once the process is ready: count ready ones.
+        return jobs.Where(j => j!["end_time"] is null && j["pid"] is not null).ToDictionary(j => j!["key"]!.GetValue<string>(), j => j!["hostname"]!.GetValue<string>());
     }
 
     private static async Task<string> CatalogCountsAsync(HttpClient admin)

@@ -450,7 +450,8 @@ public sealed partial class ContentFrontEnd(
     }
 
     /// <summary>
-    /// The scheduler's routing step. Prefer the least-loaded known process under the load factor; otherwise ask
+    /// The scheduler's routing step. Prefer a process on this node under the load factor, then the least-loaded known
+    /// process elsewhere under it; otherwise ask
     /// the ContentGrain, which hands out a process the caller has not seen saturated or starts one while under
     /// max_processes; otherwise take the least-loaded process under max_conns_per_process; otherwise nothing
     /// (503). A local connection is only counted against a process with room, atomically; a process on another node
@@ -570,8 +571,9 @@ public sealed partial class ContentFrontEnd(
             // counts every connection, whichever node it came through.
             candidates.Add((endpoint, process, Math.Max(0, process.Connections - remoteLoads.Inbound(process.Id))));
         }
-        // On equal load a process on this node wins: it saves the hop.
-        foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Load).ThenBy(c => c.Local is null ? 1 : 0))
+        // This node's own processes first, while they have room under the limit: a hop costs a second proxy pass on
+        // another node. Processes elsewhere take the overflow, least loaded first.
+        foreach (var (endpoint, local, load) in candidates.OrderBy(c => c.Local is null ? 1 : 0).ThenBy(c => c.Load))
         {
             if (local is null)
             {

@@ -138,7 +138,8 @@ public sealed partial class ProcessSupervisor : IAsyncDisposable
     /// <summary>Set once at start-up; breaks the cycle between this node-local service and the grain layer.</summary>
     public void SetOwner(IProcessOwner owner) => _owner = owner;
 
-    public int Count => _processes.Count;
+    /// <summary>Processes running or starting on this node (starts in flight count against the node's limit too).</summary>
+    public int Count => _processes.Count + _starting.Count;
 
     public IReadOnlyCollection<SupervisedProcess> Processes => _processes.Values.ToArray();
 

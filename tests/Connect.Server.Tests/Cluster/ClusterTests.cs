@@ -152,30 +152,7 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
 
         var countsBefore = await CatalogCountsAsync(admin);
         // Steady load through the load balancer on the surviving content, from 8 clients.
-        var errors = new ConcurrentBag<string>();
-        var served = 0;
-        using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
-        {
-            using var client = LocalCluster.Client(Cluster.LoadBalancer, null);
-            while (!stop.IsCancellationRequested)
-            {
-                var guid = surviving[worker % surviving.Length];
-                try
-                {
-                    using var response = await client.GetAsync($"content/{guid}/", stop.Token);
-                    if (response.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref served);
-                    else errors.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                }
-                catch (HttpRequestException e)
-                {
-                    errors.Add(e.Message);
-                }
-            }
-        })).ToArray();
+        var load = SteadyLoad.Start(Cluster.LoadBalancer, 8, worker => $"content/{surviving[worker % surviving.Length]}/");
         await Task.Delay(TimeSpan.FromSeconds(2));
         var killedAt = Stopwatch.StartNew();
         await Cluster.KillAsync(victim);
@@ -192,10 +169,9 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         }
         var failover = killedAt.Elapsed;
         await Task.Delay(TimeSpan.FromSeconds(3));
-        await stop.CancelAsync();
-        await Task.WhenAll(load);
+        var (served, errors) = await load.StopAsync();
         output.WriteLine($"failover {failover.TotalSeconds:0.00} s; {served} requests served to surviving content, {errors.Count} errors");
-        Assert.True(errors.IsEmpty, $"{errors.Count} errors for content on surviving nodes: {string.Join(" | ", errors.Distinct().Take(5))}");
+        Assert.True(errors.Count == 0, $"{errors.Count} errors for content on surviving nodes: {string.Join(" | ", errors.Distinct().Take(5))}");
         // The target is 5 s, measured over several kills by tests/bench/cluster_bench.py (3-4.5 s here). This asserts
         // the outcome; a loaded 2-core CI machine once took 17 s, so it gets slack.
         Assert.True(failover < TimeSpan.FromSeconds(30), $"failover took {failover.TotalSeconds:0.0} s");
@@ -235,40 +211,16 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         var item = await admin.CreateContentAsync("rolling-api", "all", new JsonObject { ["min_processes"] = 2, ["max_processes"] = 3 });
         var guid = item["guid"]!.GetValue<string>();
         await admin.DeployAsync(guid, SessionApp.ApiBundle());
-        var errors = new ConcurrentBag<string>();
-        var served = 0;
-        using var stop = new CancellationTokenSource();
-        var load = Enumerable.Range(0, 4).Select(_ => Task.Run(async () =>
-        {
-            using var client = LocalCluster.Client(Cluster.LoadBalancer, null);
-            while (!stop.IsCancellationRequested)
-            {
-                try
-                {
-                    using var response = await client.GetAsync($"content/{guid}/", stop.Token);
-                    if (response.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref served);
-                    else errors.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-                }
-                catch (OperationCanceledException) when (stop.IsCancellationRequested)
-                {
-                }
-                catch (HttpRequestException e)
-                {
-                    errors.Add(e.Message);
-                }
-                await Task.Delay(10);
-            }
-        })).ToArray();
+        var load = SteadyLoad.Start(Cluster.LoadBalancer, 4, _ => $"content/{guid}/", pause: TimeSpan.FromMilliseconds(10));
         foreach (var node in Cluster.Nodes.Keys.ToArray())
         {
             await Cluster.StopAsync(node);
             await Cluster.RestartAsync(node);
         }
-        await stop.CancelAsync();
-        await Task.WhenAll(load);
+        var (served, errors) = await load.StopAsync();
         output.WriteLine($"rolling restart: {served} requests served, {errors.Count} errors");
         Assert.True(served > 100, $"only {served} requests were served");
-        Assert.True(errors.IsEmpty, $"{errors.Count} failed requests: {string.Join(" | ", errors.Distinct().Take(5))}");
+        Assert.True(errors.Count == 0, $"{errors.Count} failed requests: {string.Join(" | ", errors.Distinct().Take(5))}");
     }
 
     private static async Task<Dictionary<string, string>> ActiveJobsAsync(HttpClient admin, string guid)
@@ -296,5 +248,51 @@ public sealed class ClusterTests(ThreeNodeCluster fixture, ITestOutputHelper out
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         var result = await socket.ReceiveAsync(buffer, cts.Token);
         return Encoding.UTF8.GetString(buffer, 0, result.Count);
+    }
+}
+
+/// <summary>Clients reading content through the load balancer until stopped; every answer but a 200 is an error.</summary>
+internal sealed class SteadyLoad
+{
+    private readonly ConcurrentBag<string> _errors = [];
+    private readonly CancellationTokenSource _stop = new();
+    private Task[] _workers = [];
+    private int _served;
+
+    public static SteadyLoad Start(Uri through, int clients, Func<int, string> path, TimeSpan? pause = null)
+    {
+        var load = new SteadyLoad();
+        load._workers = Enumerable.Range(0, clients).Select(worker => Task.Run(() => load.RunAsync(through, path(worker), pause))).ToArray();
+        return load;
+    }
+
+    private async Task RunAsync(Uri through, string path, TimeSpan? pause)
+    {
+        using var client = LocalCluster.Client(through, null);
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await client.GetAsync(path, _stop.Token);
+                if (response.StatusCode == HttpStatusCode.OK) Interlocked.Increment(ref _served);
+                else _errors.Add($"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                if (pause is { } p) await Task.Delay(p, _stop.Token);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+            }
+            catch (HttpRequestException e)
+            {
+                _errors.Add(e.Message);
+            }
+        }
+    }
+
+    public async Task<(int Served, IReadOnlyCollection<string> Errors)> StopAsync()
+    {
+        await _stop.CancelAsync();
+        await Task.WhenAll(_workers);
+        _stop.Dispose();
+        return (_served, _errors.ToArray());
     }
 }

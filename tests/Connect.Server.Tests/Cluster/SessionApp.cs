@@ -9,7 +9,20 @@ namespace Connect.Server.Tests.Cluster;
 /// </summary>
 public static class SessionApp
 {
-    public const string Source = """
+    /// <summary>The ASGI lifespan handshake both apps answer (uvicorn runs it).</summary>
+    private const string Lifespan = """
+        async def lifespan(receive, send):
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+        """;
+
+    public const string Source = Lifespan + """
         import json, os
 
         JOB = os.environ.get("CONNECT_CONTENT_JOB_KEY", "")
@@ -17,13 +30,7 @@ public static class SessionApp
 
         async def app(scope, receive, send):
             if scope["type"] == "lifespan":
-                while True:
-                    message = await receive()
-                    if message["type"] == "lifespan.startup":
-                        await send({"type": "lifespan.startup.complete"})
-                    elif message["type"] == "lifespan.shutdown":
-                        await send({"type": "lifespan.shutdown.complete"})
-                        return
+                await lifespan(receive, send)
             elif scope["type"] == "http":
                 hits["n"] += 1
                 body = json.dumps({"job": JOB, "hits": hits["n"], "path": scope["path"]}).encode()
@@ -45,20 +52,14 @@ public static class SessionApp
         entrypoint: "app:app", pythonVersion: "3.11.2");
 
     /// <summary>A stateless API: which job answered.</summary>
-    public const string ApiSource = """
+    public const string ApiSource = Lifespan + """
         import json, os
 
         JOB = os.environ.get("CONNECT_CONTENT_JOB_KEY", "")
 
         async def app(scope, receive, send):
             if scope["type"] == "lifespan":
-                while True:
-                    message = await receive()
-                    if message["type"] == "lifespan.startup":
-                        await send({"type": "lifespan.startup.complete"})
-                    elif message["type"] == "lifespan.shutdown":
-                        await send({"type": "lifespan.shutdown.complete"})
-                        return
+                await lifespan(receive, send)
             elif scope["type"] == "http":
                 body = json.dumps({"job": JOB}).encode()
                 await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})

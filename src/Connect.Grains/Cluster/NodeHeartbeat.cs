@@ -30,7 +30,6 @@ public sealed partial class NodeHeartbeat(
     TimeProvider time,
     ILogger<NodeHeartbeat> logger) : BackgroundService
 {
-    private readonly HashSet<string> _handling = new(StringComparer.Ordinal);
     private bool _databaseDown;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -120,6 +119,22 @@ public sealed partial class NodeHeartbeat(
     /// </summary>
     private async Task HandleLostNodesAsync(CancellationToken ct)
     {
+        // Called from both the heartbeat and the membership loop: one pass at a time, so a loss is handled once.
+        await _lossGate.WaitAsync(ct);
+        try
+        {
+            await HandleLostNodesOnceAsync(ct);
+        }
+        finally
+        {
+            _lossGate.Release();
+        }
+    }
+
+    private readonly SemaphoreSlim _lossGate = new(1, 1);
+
+    private async Task HandleLostNodesOnceAsync(CancellationToken ct)
+    {
         var snapshot = membership.CurrentSnapshot;
         var active = snapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToArray();
         if (active.Length == 0 || active.Select(a => a.ToParsableString()).Min(StringComparer.Ordinal) != node.Silo)
@@ -129,7 +144,7 @@ public sealed partial class NodeHeartbeat(
         var now = time.GetUtcNow();
         foreach (var lost in nodes.Nodes)
         {
-            if (lost.Name == node.Name || lost.SiloAddress == node.Silo || _handling.Contains(lost.SiloAddress))
+            if (lost.Name == node.Name || lost.SiloAddress == node.Silo)
             {
                 continue;
             }
@@ -139,15 +154,7 @@ public sealed partial class NodeHeartbeat(
             {
                 continue;
             }
-            _handling.Add(lost.SiloAddress);
-            try
-            {
-                await HandleLostNodeAsync(lost, ct);
-            }
-            finally
-            {
-                _handling.Remove(lost.SiloAddress);
-            }
+            await HandleLostNodeAsync(lost, ct);
         }
     }
 
